@@ -1,0 +1,28 @@
+// The pure-TypeScript backend: the spec every other backend is tested against. Runs everywhere.
+import type { Backend } from "../backend.ts";
+import { attentionBackward, attentionForward } from "./attention.ts";
+import { gemm } from "./gemm.ts";
+import {
+  adamw,
+  crossEntropy,
+  rmsNormBackward,
+  rmsNormForward,
+  rope,
+  swigluBackward,
+  swigluForward,
+} from "./pointwise.ts";
+
+export const jsBackend: Backend = {
+  name: "js",
+  threads: 1,
+  gemm,
+  attentionForward,
+  attentionBackward,
+  rmsNormForward,
+  rmsNormBackward,
+  rope,
+  swigluForward,
+  swigluBackward,
+  crossEntropy,
+  adamw,
+};
