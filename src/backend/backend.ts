@@ -145,5 +145,11 @@ export interface Backend {
   ): void;
 
   /** One AdamW step in place: m, v moments; decoupled weight decay. */
-  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, h: AdamWHyper): void;
+  adamw(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    h: AdamWHyper,
+  ): void;
 }

@@ -1,0 +1,123 @@
+/**
+ * The sandwich block, Huginn's only block type, and its two branches. Pure functions of
+ * (parameters, input, context).
+ *
+ *   h   = norm_2(x + attn(norm_1(x)))
+ *   out = norm_4(h + mlp(norm_3(h)))
+ *
+ * Shape letters: B batch, T positions, C width, H heads, D = C / H, N MLP hidden width.
+ */
+import {
+  add,
+  addBias,
+  attention,
+  linear,
+  narrow,
+  reshape,
+  rmsNorm,
+  rope,
+  sliceLast,
+  swiglu,
+} from "../tensor/ops.ts";
+import { type Tensor, tensor } from "../tensor/tensor.ts";
+import type { ModelConfig } from "./config.ts";
+import type { BlockParams } from "./params.ts";
+import type { RopeTable } from "./rope.ts";
+
+/** What a KV cache hands back for one slot: all keys/values the current chunk attends to. */
+export interface CachedKV {
+  k: Float32Array; // (B, Tk, H, D)
+  v: Float32Array; // (B, Tk, H, D)
+  tk: number;
+  kPos: Int32Array; // (Tk) RoPE position of each key
+  keyMask?: Uint8Array; // (B, Tk) 0 = never attend (padding)
+}
+
+/**
+ * A KV cache keyed by slot: prelude layer j -> j; core layer j at iteration t ->
+ * nPrelude + nCore·t + j; coda layer c -> -(c + 1) (the reference's block_idx).
+ */
+export interface KVCache {
+  /** Store the chunk's k, v (B, T, H, D) at `positions` in `slot`; return what it attends to. */
+  update(slot: number, k: Float32Array, v: Float32Array, positions: Int32Array): CachedKV;
+}
+
+export interface ForwardContext {
+  batch: number; // B
+  seqLen: number; // T of this chunk
+  positions: Int32Array; // (T) RoPE positions of the chunk's tokens
+  cache?: KVCache | undefined;
+  /** Observer of module outputs, named like the reference's modules (for traces and parity). */
+  trace?: ((module: string, value: Tensor) => void) | undefined;
+  /** (B, T) 0 = padding key (left-padded batches); applies when there is no cache. */
+  keyMask?: Uint8Array | undefined;
+}
+
+export interface BlockEnv {
+  config: ModelConfig;
+  rope: RopeTable;
+}
+
+/** Causal self-attention with qk bias and interleaved RoPE; x (B, T, C) -> (B, T, C). */
+export function attentionBranch(
+  p: BlockParams,
+  x: Tensor,
+  slot: number,
+  env: BlockEnv,
+  ctx: ForwardContext,
+): Tensor {
+  const { nEmbd: C, nHeads: H } = env.config;
+  const D = C / H;
+  const B = ctx.batch;
+  const T = ctx.seqLen;
+  const qkv = linear(x, p.wqkv); // (B, T, 3C) = [q | k | v]
+  let q = sliceLast(qkv, 0, C); // (B, T, C) = (B, T, H, D)
+  let k = sliceLast(qkv, C, C);
+  let v = sliceLast(qkv, 2 * C, C);
+  if (p.qkBias) {
+    q = addBias(q, narrow(p.qkBias, 0, [C])); // qk_bias[0], broadcast over B, T
+    k = addBias(k, narrow(p.qkBias, C, [C])); // qk_bias[1]
+  }
+  const heads = [B, T, H, D];
+  q = rope(reshape(q, heads), ctx.positions, env.rope.cos, env.rope.sin);
+  k = rope(reshape(k, heads), ctx.positions, env.rope.cos, env.rope.sin);
+  v = reshape(v, heads);
+  const shape = { batch: B, heads: H, headDim: D, tq: T, qPos: ctx.positions };
+  let y: Tensor;
+  if (ctx.cache) {
+    const kv = ctx.cache.update(slot, k.data, v.data, ctx.positions);
+    const kt = tensor(kv.k, [B, kv.tk, H, D]);
+    const vt = tensor(kv.v, [B, kv.tk, H, D]);
+    const masked = kv.keyMask ? { keyMask: kv.keyMask } : {};
+    y = attention(q, kt, vt, { ...shape, tk: kv.tk, kPos: kv.kPos, ...masked });
+  } else {
+    const masked = ctx.keyMask ? { keyMask: ctx.keyMask } : {};
+    y = attention(q, k, v, { ...shape, tk: T, kPos: ctx.positions, ...masked });
+  }
+  return linear(reshape(y, [B, T, C]), p.proj);
+}
+
+/** Gated MLP: proj(silu(gate) · up) with fc rows [gate | up]; x (B, T, C) -> (B, T, C). */
+export function mlpBranch(p: BlockParams, x: Tensor): Tensor {
+  return linear(swiglu(linear(x, p.fc)), p.mlpProj);
+}
+
+/** One sandwich block; `name` is the reference module path, e.g. "transformer.core_block.0". */
+export function sandwichBlock(
+  p: BlockParams,
+  x: Tensor,
+  slot: number,
+  name: string,
+  env: BlockEnv,
+  ctx: ForwardContext,
+): Tensor {
+  const eps = env.config.normEps;
+  const attn = attentionBranch(p, rmsNorm(x, p.norm1, eps), slot, env, ctx);
+  ctx.trace?.(`${name}.attn`, attn);
+  const h = rmsNorm(add(x, attn), p.norm2, eps);
+  const mlp = mlpBranch(p, rmsNorm(h, p.norm3, eps));
+  ctx.trace?.(`${name}.mlp`, mlp);
+  const out = rmsNorm(add(h, mlp), p.norm4, eps);
+  ctx.trace?.(name, out);
+  return out;
+}

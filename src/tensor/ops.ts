@@ -1,0 +1,316 @@
+/**
+ * Differentiable ops. Each op computes its forward with the active backend and, right beside it,
+ * the closure that accumulates its inputs' gradients (micrograd: one op = one screen).
+ *
+ * Shape letters: R = rows (all leading dims flattened), C = last dim, B = batch, T = positions,
+ * H = heads, D = head dim, V = vocab.
+ */
+import type { AttentionShape } from "../backend/backend.ts";
+import { backend } from "../backend/select.ts";
+import { type Shape, type Tensor, gradOf, numel, result } from "./tensor.ts";
+
+const last = (t: Tensor): number => t.shape[t.shape.length - 1];
+
+function assertSameShape(a: Tensor, b: Tensor, op: string): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new Error(`${op}: shapes [${a.shape.join(", ")}] and [${b.shape.join(", ")}] differ`);
+  }
+}
+
+/** a + b, same shapes. */
+export function add(a: Tensor, b: Tensor): Tensor {
+  assertSameShape(a, b, "add");
+  const data = new Float32Array(a.size);
+  for (let i = 0; i < data.length; i++) data[i] = a.data[i] + b.data[i];
+  const out = result(data, a.shape, [a, b], () => {
+    const g = out.grad;
+    if (g === null) return;
+    for (const t of [a, b]) if (t.requiresGrad) addInto(gradOf(t), g);
+  });
+  return out;
+}
+
+/** x (R, N) + bias (N), the bias broadcast over rows. */
+export function addBias(x: Tensor, bias: Tensor): Tensor {
+  const n = bias.size;
+  if (x.size % n !== 0) throw new Error(`addBias: ${n} does not divide ${x.size}`);
+  const data = new Float32Array(x.size);
+  for (let i = 0; i < data.length; i++) data[i] = x.data[i] + bias.data[i % n];
+  const out = result(data, x.shape, [x, bias], () => {
+    const g = out.grad;
+    if (g === null) return;
+    if (x.requiresGrad) addInto(gradOf(x), g);
+    if (bias.requiresGrad) {
+      const gb = gradOf(bias);
+      for (let i = 0; i < g.length; i++) gb[i % n] += g[i];
+    }
+  });
+  return out;
+}
+
+/** x · s for a constant s. */
+export function scale(x: Tensor, s: number): Tensor {
+  const data = new Float32Array(x.size);
+  for (let i = 0; i < data.length; i++) data[i] = x.data[i] * s;
+  const out = result(data, x.shape, [x], () => {
+    const g = out.grad;
+    if (g === null) return;
+    const gx = gradOf(x);
+    for (let i = 0; i < g.length; i++) gx[i] += g[i] * s;
+  });
+  return out;
+}
+
+/** The same values under another shape (a view: the data buffer is shared). */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  if (numel(shape) !== x.size) {
+    throw new Error(`reshape: [${x.shape.join(", ")}] cannot become [${shape.join(", ")}]`);
+  }
+  const out = result(x.data, shape, [x], () => {
+    if (out.grad !== null) addInto(gradOf(x), out.grad);
+  });
+  return out;
+}
+
+/** A contiguous flat range [offset, offset + numel(shape)) of x, as a tensor of `shape`. */
+export function narrow(x: Tensor, offset: number, shape: Shape): Tensor {
+  const n = numel(shape);
+  const out = result(x.data.slice(offset, offset + n), shape, [x], () => {
+    const g = out.grad;
+    if (g === null) return;
+    const gx = gradOf(x);
+    for (let i = 0; i < n; i++) gx[offset + i] += g[i];
+  });
+  return out;
+}
+
+/** y (R, out) = x (R, in) · wᵀ, w (out, in): PyTorch's Linear without bias. */
+export function linear(x: Tensor, w: Tensor): Tensor {
+  const [nOut, nIn] = w.shape;
+  if (last(x) !== nIn)
+    throw new Error(`linear: input width ${last(x)} != weight in-features ${nIn}`);
+  const R = x.size / nIn;
+  const data = new Float32Array(R * nOut);
+  const be = backend();
+  be.gemm(data, x.data, w.data, {
+    m: R,
+    n: nOut,
+    k: nIn,
+    transA: false,
+    transB: true,
+    accumulate: false,
+  });
+  const out = result(data, [...x.shape.slice(0, -1), nOut], [x, w], () => {
+    const g = out.grad; // (R, out)
+    if (g === null) return;
+    // dx (R, in) += g · w ; dw (out, in) += gᵀ · x
+    if (x.requiresGrad) {
+      be.gemm(gradOf(x), g, w.data, {
+        m: R,
+        n: nIn,
+        k: nOut,
+        transA: false,
+        transB: false,
+        accumulate: true,
+      });
+    }
+    if (w.requiresGrad) {
+      be.gemm(gradOf(w), g, x.data, {
+        m: nOut,
+        n: nIn,
+        k: R,
+        transA: true,
+        transB: false,
+        accumulate: true,
+      });
+    }
+  });
+  return out;
+}
+
+/** out (…, C) = w[ids] · s: the token embedding, scaled (Huginn multiplies by sqrt(C)). */
+export function embedding(w: Tensor, ids: Int32Array, shape: Shape, s: number): Tensor {
+  const [V, C] = w.shape;
+  const data = new Float32Array(ids.length * C);
+  for (let r = 0; r < ids.length; r++) {
+    const id = ids[r];
+    if (!(id >= 0 && id < V))
+      throw new Error(`embedding: token id ${id} outside the vocabulary [0, ${V})`);
+    for (let c = 0; c < C; c++) data[r * C + c] = w.data[id * C + c] * s;
+  }
+  const out = result(data, [...shape, C], [w], () => {
+    const g = out.grad;
+    if (g === null) return;
+    const gw = gradOf(w);
+    for (let r = 0; r < ids.length; r++) {
+      for (let c = 0; c < C; c++) gw[ids[r] * C + c] += g[r * C + c] * s;
+    }
+  });
+  return out;
+}
+
+/** RMSNorm over the last dim: x · rsqrt(mean(x²) + eps) · w. */
+export function rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
+  const C = w.size;
+  const rows = x.size / C;
+  const data = new Float32Array(x.size);
+  const rstd = new Float32Array(rows);
+  const be = backend();
+  be.rmsNormForward(data, rstd, x.data, w.data, rows, C, eps);
+  const out = result(data, x.shape, [x, w], () => {
+    if (out.grad === null) return;
+    // the kernel writes both gradients: give it a scratch buffer for the one not needed
+    const dx = x.requiresGrad ? gradOf(x) : new Float32Array(x.size);
+    const dw = w.requiresGrad ? gradOf(w) : new Float32Array(C);
+    be.rmsNormBackward(dx, dw, out.grad, x.data, w.data, rstd, rows, C);
+  });
+  return out;
+}
+
+/** Rotary position embedding on (B, T, H, D), interleaved pairs, angles from the given tables. */
+export function rope(
+  x: Tensor,
+  positions: Int32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+): Tensor {
+  const [B, T, H, D] = x.shape;
+  if (positions.length !== T)
+    throw new Error(`rope: ${positions.length} positions for ${T} tokens`);
+  const be = backend();
+  const data = new Float32Array(x.size);
+  be.rope(data, x.data, cos, sin, positions, B, H, D, false);
+  const out = result(data, x.shape, [x], () => {
+    if (out.grad === null) return;
+    // a rotation's transpose is the inverse rotation
+    const back = new Float32Array(x.size);
+    be.rope(back, out.grad, cos, sin, positions, B, H, D, true);
+    addInto(gradOf(x), back);
+  });
+  return out;
+}
+
+/** Softmax attention; q (B, Tq, H, D), k and v (B, Tk, H, D); masking as in AttentionShape. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape): Tensor {
+  const be = backend();
+  const data = new Float32Array(q.size);
+  const probs = new Float32Array(s.batch * s.heads * s.tq * s.tk);
+  be.attentionForward(data, probs, q.data, k.data, v.data, s);
+  const out = result(data, q.shape, [q, k, v], () => {
+    if (out.grad === null) return;
+    const grads = [q, k, v].map((t) => (t.requiresGrad ? gradOf(t) : new Float32Array(t.size)));
+    be.attentionBackward(grads[0], grads[1], grads[2], out.grad, probs, q.data, k.data, v.data, s);
+  });
+  return out;
+}
+
+/** SwiGLU on gu (R, 2N) = [gate | up]: silu(gate) · up, (R, N). */
+export function swiglu(gu: Tensor): Tensor {
+  const N = last(gu) / 2;
+  const rows = gu.size / (2 * N);
+  const be = backend();
+  const data = new Float32Array(rows * N);
+  be.swigluForward(data, gu.data, rows, N);
+  const out = result(data, [...gu.shape.slice(0, -1), N], [gu], () => {
+    if (out.grad !== null) be.swigluBackward(gradOf(gu), out.grad, gu.data, rows, N);
+  });
+  return out;
+}
+
+/** [a | b] along the last dim. */
+export function concatLast(a: Tensor, b: Tensor): Tensor {
+  const ca = last(a);
+  const cb = last(b);
+  const rows = a.size / ca;
+  if (b.size / cb !== rows) throw new Error("concatLast: row counts differ");
+  const c = ca + cb;
+  const data = new Float32Array(rows * c);
+  for (let r = 0; r < rows; r++) {
+    data.set(a.data.subarray(r * ca, (r + 1) * ca), r * c);
+    data.set(b.data.subarray(r * cb, (r + 1) * cb), r * c + ca);
+  }
+  const out = result(data, [...a.shape.slice(0, -1), c], [a, b], () => {
+    const g = out.grad;
+    if (g === null) return;
+    if (a.requiresGrad) addColumns(gradOf(a), g, rows, c, 0, ca);
+    if (b.requiresGrad) addColumns(gradOf(b), g, rows, c, ca, cb);
+  });
+  return out;
+}
+
+/** Columns [start, start + width) of the last dim. */
+export function sliceLast(x: Tensor, start: number, width: number): Tensor {
+  const c = last(x);
+  const rows = x.size / c;
+  const data = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++)
+    data.set(x.data.subarray(r * c + start, r * c + start + width), r * width);
+  const out = result(data, [...x.shape.slice(0, -1), width], [x], () => {
+    const g = out.grad;
+    if (g === null) return;
+    const gx = gradOf(x);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < width; j++) gx[r * c + start + j] += g[r * width + j];
+    }
+  });
+  return out;
+}
+
+/** Mean softmax cross-entropy over the rows whose label is not ignored (label < 0, e.g. -100). */
+export function crossEntropy(logits: Tensor, labels: Int32Array): Tensor {
+  const V = last(logits);
+  const rows = logits.size / V;
+  if (labels.length !== rows)
+    throw new Error(`crossEntropy: ${labels.length} labels for ${rows} rows`);
+  for (const l of labels) {
+    if (l >= V) throw new Error(`crossEntropy: label ${l} outside the vocabulary [0, ${V})`);
+  }
+  const losses = new Float32Array(rows);
+  const dlogits = new Float32Array(logits.size);
+  backend().crossEntropy(losses, dlogits, logits.data, labels, rows, V);
+  let count = 0;
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
+    if (labels[r] < 0) continue;
+    count++;
+    total += losses[r];
+  }
+  const mean = count > 0 ? total / count : Number.NaN; // torch: NaN when every label is ignored
+  const out = result(Float32Array.of(mean), [], [logits], () => {
+    if (out.grad === null || count === 0) return;
+    const s = out.grad[0] / count;
+    const gl = gradOf(logits);
+    for (let i = 0; i < gl.length; i++) gl[i] += dlogits[i] * s;
+  });
+  return out;
+}
+
+/** Σ x (a scalar). */
+export function sum(x: Tensor): Tensor {
+  let total = 0;
+  for (const v of x.data) total += v;
+  const out = result(Float32Array.of(total), [], [x], () => {
+    if (out.grad === null) return;
+    const gx = gradOf(x);
+    for (let i = 0; i < gx.length; i++) gx[i] += out.grad[0];
+  });
+  return out;
+}
+
+function addInto(dst: Float32Array, src: Float32Array): void {
+  for (let i = 0; i < src.length; i++) dst[i] += src[i];
+}
+
+/** dst (rows, width) += src[:, start : start + width] of src (rows, c). */
+function addColumns(
+  dst: Float32Array,
+  src: Float32Array,
+  rows: number,
+  c: number,
+  start: number,
+  width: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < width; j++) dst[r * width + j] += src[r * c + start + j];
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Tensor and tape autograd, micrograd-style: every op's result remembers its parents and a
+ * closure that pushes its gradient back to them. `backward(loss)` runs the closures in reverse
+ * topological order. `noGrad(fn)` runs fn without recording anything and `detach(t)` cuts a
+ * tensor off the tape: the two primitives of truncated backprop through the recurrence.
+ */
+
+export type Shape = readonly number[];
+
+export class Tensor {
+  readonly data: Float32Array;
+  readonly shape: Shape;
+  /** Whether gradients flow to this tensor (parameters, and results computed from them). */
+  readonly requiresGrad: boolean;
+  readonly parents: readonly Tensor[];
+  /** Pushes this.grad into the parents' grads; null for leaves. */
+  readonly backwardFn: (() => void) | null;
+  /** Accumulated dL/dthis, allocated on first use (same layout as data). */
+  grad: Float32Array | null = null;
+
+  constructor(
+    data: Float32Array,
+    shape: Shape,
+    requiresGrad = false,
+    parents: readonly Tensor[] = [],
+    backwardFn: (() => void) | null = null,
+  ) {
+    if (data.length !== numel(shape)) {
+      throw new Error(
+        `Tensor: shape [${shape.join(", ")}] needs ${numel(shape)} values, got ${data.length}`,
+      );
+    }
+    this.data = data;
+    this.shape = shape;
+    this.requiresGrad = requiresGrad;
+    this.parents = parents;
+    this.backwardFn = backwardFn;
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+}
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** A constant tensor (no gradient). */
+export function tensor(data: Float32Array | number[], shape: Shape): Tensor {
+  return new Tensor(data instanceof Float32Array ? data : Float32Array.from(data), shape);
+}
+
+export function zeros(shape: Shape): Tensor {
+  return new Tensor(new Float32Array(numel(shape)), shape);
+}
+
+/** A trainable leaf. */
+export function parameter(data: Float32Array, shape: Shape): Tensor {
+  return new Tensor(data, shape, true);
+}
+
+let recording = true;
+
+/** Whether ops currently record the tape. */
+export function gradEnabled(): boolean {
+  return recording;
+}
+
+/** Run fn with the tape off: results are constants, nothing is kept for backward. */
+export function noGrad<T>(fn: () => T): T {
+  const before = recording;
+  recording = false;
+  try {
+    return fn();
+  } finally {
+    recording = before;
+  }
+}
+
+/** The same values, cut off the tape (shares the data buffer; do not mutate it). */
+export function detach(t: Tensor): Tensor {
+  return new Tensor(t.data, t.shape);
+}
+
+/**
+ * The result of an op. It joins the tape only if recording is on and some parent needs a
+ * gradient; otherwise the closure is dropped at once (so noGrad keeps no activations alive).
+ */
+export function result(
+  data: Float32Array,
+  shape: Shape,
+  parents: readonly Tensor[],
+  backwardFn: () => void,
+): Tensor {
+  if (recording && parents.some((p) => p.requiresGrad)) {
+    return new Tensor(data, shape, true, parents, backwardFn);
+  }
+  return new Tensor(data, shape);
+}
+
+/** t.grad, allocated as zeros on first use. */
+export function gradOf(t: Tensor): Float32Array {
+  t.grad ??= new Float32Array(t.size);
+  return t.grad;
+}
+
+/** Reverse-mode sweep from a scalar: dloss/dloss = 1, then each closure in reverse order. */
+export function backward(loss: Tensor): void {
+  if (loss.size !== 1)
+    throw new Error(`backward: loss must be a scalar, got [${loss.shape.join(", ")}]`);
+  const order = topoOrder(loss);
+  gradOf(loss)[0] = 1;
+  for (let i = order.length - 1; i >= 0; i--) order[i].backwardFn?.();
+}
+
+/** Tensors on the tape below root, parents before children (iterative DFS: deep graphs are fine). */
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, boolean][] = [[root, false]];
+  while (stack.length > 0) {
+    const [t, expanded] = stack.pop() as [Tensor, boolean];
+    if (expanded) {
+      order.push(t);
+      continue;
+    }
+    if (seen.has(t) || !t.requiresGrad) continue;
+    seen.add(t);
+    stack.push([t, true]);
+    for (const p of t.parents) if (!seen.has(p)) stack.push([p, false]);
+  }
+  return order;
+}

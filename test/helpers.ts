@@ -1,0 +1,76 @@
+// Test helpers: llm.c's check_tensor, failing loudly, and the shared Huginn reference fixtures.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { type TensorSource, parseSafetensors } from "../src/checkpoint/safetensors.ts";
+import type { StoredTensors } from "../src/model/checkpoint.ts";
+
+/** max |a - b| over all elements. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, "length mismatch");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = d; // NaN propagates
+  }
+  return m;
+}
+
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/** Assert max |a - b| <= atol; print the error so the test log records the measured parity. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  atol: number,
+  label: string,
+): number {
+  const d = maxAbsDiff(actual, expected);
+  console.log(`# ${label}: max |diff| ${d.toExponential(2)} (gate ${atol.toExponential(0)})`);
+  assert.ok(d <= atol, `${label}: max |diff| ${d} > ${atol}`);
+  return d;
+}
+
+export const fixtureDir = new URL("../../shared/fixtures/huginn-reference/", import.meta.url);
+
+let cases: Map<string, TensorSource> | null = null;
+
+/** A tensor of the reference's cases.safetensors. */
+export function fixture(name: string): TensorSource {
+  cases ??= parseSafetensors(
+    readFileSync(new URL("cases.safetensors", fixtureDir)),
+    "cases.safetensors",
+  );
+  const t = cases.get(name);
+  if (t === undefined) throw new Error(`fixture tensor ${name} not found`);
+  return t;
+}
+
+export function fixtureNames(): string[] {
+  fixture("input_ids");
+  return [...(cases?.keys() ?? [])];
+}
+
+/** The reference's weights.safetensors as StoredTensors. */
+export function fixtureWeights(): StoredTensors {
+  const file = parseSafetensors(
+    readFileSync(new URL("weights.safetensors", fixtureDir)),
+    "weights.safetensors",
+  );
+  return {
+    keys: () => file.keys(),
+    shape: (k) => file.get(k)?.shape,
+    float32: (k) => {
+      const t = file.get(k);
+      if (t === undefined) throw new Error(`weights.safetensors: no tensor ${k}`);
+      return t.float32();
+    },
+  };
+}
+
+export function fixtureConfigJson(): unknown {
+  return JSON.parse(readFileSync(new URL("config.json", fixtureDir), "utf8"));
+}
