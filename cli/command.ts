@@ -1,0 +1,12 @@
+// What a CLI command is: a name, a one-line summary, a usage line, its flags and its run().
+import type { FlagSpecs, ParsedArgs } from "./args.ts";
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  flags: FlagSpecs;
+  /** Whether undeclared `--key value` pairs are collected as overrides (e.g. config fields). */
+  allowOverrides?: boolean;
+  run(args: ParsedArgs): Promise<void>;
+}

@@ -1,0 +1,54 @@
+/**
+ * `loom <command> [flags]`. Dispatch only: each command lives in cli/commands/<name>.ts.
+ * Errors the user can fix (a flag, a file, a config field) print one line and exit 2.
+ */
+import { CliError, formatHelp, parseFlags } from "./args.ts";
+import { commands } from "./commands/index.ts";
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const rows = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    "loom: recurrent-depth latent-reasoning language models (Huginn, arXiv 2502.05171)",
+    "",
+    "usage: loom <command> [flags]      loom <command> --help",
+    "",
+    "commands:",
+    ...rows,
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (cmd === undefined) {
+    console.error(`loom: unknown command "${name}" (commands: ${commands.map((c) => c.name).join(", ")})`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(formatHelp(cmd.name, cmd.usage, cmd.summary, cmd.flags));
+    return 0;
+  }
+  try {
+    await cmd.run(parseFlags(cmd.name, cmd.flags, rest, cmd.allowOverrides ?? false));
+    return 0;
+  } catch (err) {
+    if (err instanceof Error && isUserError(err)) {
+      console.error(err.message.startsWith("loom") ? err.message : `loom ${cmd.name}: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+/** Errors about the user's input: a flag, a file or its content. Others are bugs: full stack. */
+function isUserError(err: Error): boolean {
+  const userErrors = ["CliError", "ConfigError", "SafetensorsError", "ModelDirError", "DataError"];
+  return userErrors.includes(err.name) || "code" in err; // fs errors (ENOENT, EACCES, …)
+}
+
+export { CliError };

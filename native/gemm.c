@@ -1,0 +1,242 @@
+// SGEMM: C (m, n) = op(A) (m, k) · op(B) (k, n), or C += ... when `accumulate`. Row-major.
+// A is stored (m, k), or (k, m) when trans_a; B is stored (k, n), or (n, k) when trans_b.
+//
+// gemm_naive is the definition. gemm computes the same sums in blocks (Goto / BLIS style,
+// with the roles of A and B swapped for row-major C):
+//   tasks:   C is cut into (mc, nc) blocks, shared out over the pool (no barriers: each task
+//            packs its own B block; that repeats O(k·n) copying per row block, ~1% of the work)
+//   pc loop: a (kc, nc) slice of op(B) is packed into NR-wide panels (stays in L2)
+//   ir loop: an (MR, kc) sliver of op(A) is packed (stays in L1)
+//   jr loop: the micro-kernel computes an (MR, NR) tile of C, streaming a B panel from L2.
+// Edge tiles go through a small buffer. With m <= 4 (decoding), packing costs as much as
+// the arithmetic, so gemm_rows computes rows of C directly from A and B instead.
+#include <pthread.h>
+#include <string.h>
+
+#include "loom.h"
+
+#define KC 384      // depth of a packed slice: A sliver 18 KiB (L1), B panel 48 KiB (L2)
+#define NC 512      // width of a B block: kc·nc·4 = 768 KiB (L2)
+#define MC_MAX 192  // rows of C per task
+#define MR_MAX 16
+#define NR_MAX 32
+
+void gemm_naive(float *c, const float *a, const float *b, int m, int n, int k, int trans_a,
+                int trans_b, int accumulate) {
+  for (int i = 0; i < m; i++) {
+    for (int j = 0; j < n; j++) {
+      float sum = 0;
+      for (int p = 0; p < k; p++) {
+        float av = trans_a ? a[(size_t)p * m + i] : a[(size_t)i * k + p];
+        float bv = trans_b ? b[(size_t)j * k + p] : b[(size_t)p * n + j];
+        sum += av * bv;
+      }
+      c[(size_t)i * n + j] = accumulate ? c[(size_t)i * n + j] + sum : sum;
+    }
+  }
+}
+
+// ---- micro-kernels, one per instruction set (see gemm_kernel.h) ----
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+#define KERNEL kernel_avx512
+#define VEC 16
+#define MR 12
+#define NV 2
+#include "gemm_kernel.h"
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define KERNEL kernel_avx2
+#define VEC 8
+#define MR 6
+#define NV 2
+#include "gemm_kernel.h"
+#pragma GCC pop_options
+#endif
+
+#define KERNEL kernel_generic
+#define VEC 4
+#define MR 6
+#define NV 2
+#include "gemm_kernel.h"
+
+typedef void (*kernel_fn)(int kc, const float *ap, const float *bp, float *c, long ldc,
+                          int accumulate);
+typedef struct {
+  kernel_fn fn;
+  int mr, nr;
+  const char *isa;
+} Kernel;
+
+static Kernel pick_kernel(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
+    return (Kernel){kernel_avx512, 12, 32, "avx512"};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return (Kernel){kernel_avx2, 6, 16, "avx2"};
+#endif
+  return (Kernel){kernel_generic, 6, 8, "generic"};
+}
+
+static Kernel kern;
+static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
+static void kern_init(void) { kern = pick_kernel(); }
+
+const char *gemm_isa(void) {
+  pthread_once(&kern_once, kern_init);
+  return kern.isa;
+}
+
+// ---- packing ----
+
+// bp (panels, kc, nr) <- op(B)[pc : pc+kc, j0 : j0+nb], zero-padded to whole panels
+static void pack_b(float *bp, const float *b, int n, int k, int trans_b, int pc, int kc, int j0,
+                   int nb, int nr) {
+  for (int jp = 0; jp < nb; jp += nr, bp += (size_t)kc * nr) {
+    int cols = nb - jp < nr ? nb - jp : nr;
+    if (!trans_b) {
+      for (int p = 0; p < kc; p++) {
+        const float *src = b + (size_t)(pc + p) * n + j0 + jp;
+        float *dst = bp + (size_t)p * nr;
+        memcpy(dst, src, cols * sizeof(float));
+        memset(dst + cols, 0, (nr - cols) * sizeof(float));
+      }
+    } else {
+      for (int jj = 0; jj < nr; jj++) {
+        const float *src = b + (size_t)(j0 + jp + jj) * k + pc;
+        for (int p = 0; p < kc; p++) bp[(size_t)p * nr + jj] = jj < cols ? src[p] : 0.0f;
+      }
+    }
+  }
+}
+
+// ap (kc, mr) <- op(A)[i : i+rows, pc : pc+kc], zero-padded to mr rows
+static void pack_a(float *ap, const float *a, int m, int k, int trans_a, int i, int rows, int pc,
+                   int kc, int mr) {
+  if (trans_a) {
+    for (int p = 0; p < kc; p++) {
+      memcpy(ap + (size_t)p * mr, a + (size_t)(pc + p) * m + i, rows * sizeof(float));
+      memset(ap + (size_t)p * mr + rows, 0, (mr - rows) * sizeof(float));
+    }
+  } else {
+    for (int ii = 0; ii < mr; ii++) {
+      const float *src = a + (size_t)(i + ii) * k + pc;
+      for (int p = 0; p < kc; p++) ap[(size_t)p * mr + ii] = ii < rows ? src[p] : 0.0f;
+    }
+  }
+}
+
+// ---- the blocked path ----
+
+typedef struct {
+  float *c;
+  const float *a, *b;
+  int m, n, k, trans_a, trans_b, accumulate;
+  int mc, nc, col_blocks;  // task t covers rows (t / col_blocks)·mc, cols (t % col_blocks)·nc
+} GemmJob;
+
+static void gemm_block(void *ctx, int t) {
+  const GemmJob *g = ctx;
+  const int mr = kern.mr, nr = kern.nr, n = g->n;
+  int i0 = t / g->col_blocks * g->mc, i1 = i0 + g->mc < g->m ? i0 + g->mc : g->m;
+  int j0 = t % g->col_blocks * g->nc, j1 = j0 + g->nc < n ? j0 + g->nc : n;
+  int panels = (j1 - j0 + nr - 1) / nr;
+  float *bp = pool_scratch(0, (size_t)panels * nr * KC);
+  float *ap = pool_scratch(1, (size_t)mr * KC);
+  float tile[MR_MAX * NR_MAX] __attribute__((aligned(64)));
+  for (int pc = 0; pc < g->k; pc += KC) {
+    int kc = g->k - pc < KC ? g->k - pc : KC;
+    int acc = g->accumulate || pc > 0;
+    pack_b(bp, g->b, n, g->k, g->trans_b, pc, kc, j0, j1 - j0, nr);
+    for (int i = i0; i < i1; i += mr) {
+      int rows = i1 - i < mr ? i1 - i : mr;
+      pack_a(ap, g->a, g->m, g->k, g->trans_a, i, rows, pc, kc, mr);
+      for (int jp = 0; jp < panels; jp++) {
+        int j = j0 + jp * nr, cols = j1 - j < nr ? j1 - j : nr;
+        float *ct = g->c + (size_t)i * n + j;
+        const float *bpanel = bp + (size_t)jp * kc * nr;
+        if (rows == mr && cols == nr) {
+          kern.fn(kc, ap, bpanel, ct, n, acc);
+          continue;
+        }
+        kern.fn(kc, ap, bpanel, tile, nr, 0);
+        for (int ii = 0; ii < rows; ii++)
+          for (int jj = 0; jj < cols; jj++)
+            ct[(size_t)ii * n + jj] = acc ? ct[(size_t)ii * n + jj] + tile[ii * nr + jj]
+                                          : tile[ii * nr + jj];
+      }
+    }
+  }
+}
+
+// ---- the few-rows path: C rows straight from A and B, columns split over tasks ----
+
+typedef struct {
+  float *c;
+  const float *a, *b;
+  int m, n, k, trans_a, trans_b, accumulate, chunk;  // task t covers columns t·chunk ...
+} RowsJob;
+
+LOOM_CLONES static void gemm_rows(void *ctx, int t) {
+  const RowsJob *g = ctx;
+  const int n = g->n, k = g->k;
+  int j0 = t * g->chunk, j1 = j0 + g->chunk < n ? j0 + g->chunk : n;
+  float *arow = pool_scratch(2, k);
+  for (int i = 0; i < g->m; i++) {
+    for (int p = 0; p < k; p++)
+      arow[p] = g->trans_a ? g->a[(size_t)p * g->m + i] : g->a[(size_t)i * k + p];
+    float *restrict ci = g->c + (size_t)i * n;
+    if (g->trans_b) {  // C[i, j] = A[i, :] · B[j, :]
+      for (int j = j0; j < j1; j++) {
+        float s = dot(arow, g->b + (size_t)j * k, k);
+        ci[j] = g->accumulate ? ci[j] + s : s;
+      }
+      continue;
+    }
+    if (!g->accumulate) memset(ci + j0, 0, (j1 - j0) * sizeof(float));
+    for (int p = 0; p < k; p++) {  // C[i, :] += A[i, p] · B[p, :]
+      const float *restrict bp = g->b + (size_t)p * n;
+      float av = arow[p];
+      for (int j = j0; j < j1; j++) ci[j] += av * bp[j];
+    }
+  }
+}
+
+void gemm(float *c, const float *a, const float *b, int m, int n, int k, int trans_a, int trans_b,
+          int accumulate) {
+  pthread_once(&kern_once, kern_init);
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate) memset(c, 0, (size_t)m * n * sizeof(float));
+    return;
+  }
+  double work = (double)m * n * k;
+  if (m <= 4) {
+    int tasks = pool_tasks(work, 1 << 19, (n + 63) / 64);
+    int chunk = ((n + tasks - 1) / tasks + 15) / 16 * 16;
+    RowsJob job = {c, a, b, m, n, k, trans_a, trans_b, accumulate, chunk};
+    pool_run(gemm_rows, &job, (n + chunk - 1) / chunk);
+    return;
+  }
+  // Blocks: nc evenly split under NC; mc up to MC_MAX rows, smaller when that leaves threads idle.
+  int col_blocks = (n + NC - 1) / NC;
+  int nc = ((n + col_blocks - 1) / col_blocks + kern.nr - 1) / kern.nr * kern.nr;
+  col_blocks = (n + nc - 1) / nc;
+  int slivers = (m + kern.mr - 1) / kern.mr;
+  int want = pool_tasks(work, 1 << 20, 1 << 20);  // 1 when small: no threads
+  int row_blocks = (m + MC_MAX - 1) / MC_MAX;
+  if (row_blocks * col_blocks < want) row_blocks = (want + col_blocks - 1) / col_blocks;
+  if (row_blocks > slivers) row_blocks = slivers;
+  int mc = (slivers + row_blocks - 1) / row_blocks * kern.mr;
+  row_blocks = (m + mc - 1) / mc;
+  GemmJob job = {c, a, b, m, n, k, trans_a, trans_b, accumulate, mc, nc, col_blocks};
+  if (want > 1) {
+    pool_run(gemm_block, &job, row_blocks * col_blocks);
+    return;
+  }
+  for (int t = 0; t < row_blocks * col_blocks; t++) gemm_block(&job, t);
+}

@@ -1,0 +1,44 @@
+import type { Rng } from "../../tensor/random.ts";
+import { range, type TaskSpec } from "./spec.ts";
+
+/**
+ * Multi-digit addition, `"57+68="` → `"125"`.
+ *
+ * Difficulty: the number of digits of each operand (both exactly that long, no leading zero;
+ * one digit allows 0). Answer: the decimal sum, most-significant digit first, no leading zeros
+ * (d or d + 1 digits). Prompt length 2d + 2.
+ */
+export const addition: TaskSpec = {
+  minDifficulty: 1,
+  maxDifficulty: 100,
+  trainDifficulties: range(1, 8),
+  sample(rng, digits) {
+    const a = randomNumber(rng, digits);
+    const b = randomNumber(rng, digits);
+    return { prompt: `${a}+${b}=`, answer: addDecimal(a, b) };
+  },
+};
+
+/** A random `digits`-long decimal string without a leading zero (except "0" itself). */
+function randomNumber(rng: Rng, digits: number): string {
+  if (digits === 1) return String(rng.int(10));
+  let s = String(1 + rng.int(9));
+  for (let i = 1; i < digits; i++) s += String(rng.int(10));
+  return s;
+}
+
+/** Sum of two non-negative decimal strings of any length, by schoolbook carrying. */
+function addDecimal(a: string, b: string): string {
+  let sum = "";
+  let carry = 0;
+  for (let i = 1; i <= Math.max(a.length, b.length); i++) {
+    const d = digitAt(a, a.length - i) + digitAt(b, b.length - i) + carry;
+    sum = String(d % 10) + sum;
+    carry = Math.floor(d / 10);
+  }
+  return carry > 0 ? `1${sum}` : sum;
+}
+
+function digitAt(s: string, i: number): number {
+  return i >= 0 ? s.charCodeAt(i) - 48 : 0;
+}

@@ -1,0 +1,24 @@
+import { range, type TaskSpec } from "./spec.ts";
+
+/**
+ * Bit-string parity, `"10110"` → `"1"`.
+ *
+ * Difficulty: the length n of the bit string (uniformly random bits). Answer: "1" when the
+ * string holds an odd number of ones, else "0". Prompt length n. Length 1 has no test-split
+ * instance (both strings hash to train), so the defaults start at 2.
+ */
+export const parity: TaskSpec = {
+  minDifficulty: 1,
+  maxDifficulty: 1000,
+  trainDifficulties: range(2, 16),
+  sample(rng, length) {
+    let bits = "";
+    let ones = 0;
+    for (let i = 0; i < length; i++) {
+      const bit = rng.int(2);
+      bits += String(bit);
+      ones += bit;
+    }
+    return { prompt: bits, answer: String(ones % 2) };
+  },
+};

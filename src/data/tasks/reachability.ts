@@ -1,0 +1,47 @@
+import type { Rng } from "../../tensor/random.ts";
+import { shuffleInPlace } from "../shuffle.ts";
+import { randomLetters, range, type TaskSpec } from "./spec.ts";
+
+/**
+ * Directed-graph reachability (ProsQA-style), `"ab,cd,bc,ba;a>c?"` → `"yes"`.
+ *
+ * The graph is two disjoint chains of h edges over 2h + 2 distinct letters, plus ⌈h/2⌉ back
+ * edges (from a later to an earlier node of the same chain), all edges shuffled; `xy` is the
+ * edge x → y. The question `s>t?` asks whether t is reachable from s, where s heads one chain and
+ * t ends one of the two chains.
+ *
+ * Difficulty: h, the shortest-path length from s to t when the answer is "yes" (h ≤ 12).
+ * Answer: "yes" or "no", exactly balanced (alternating) at each difficulty. Prompt length
+ * 9h/2 + 5 or so.
+ */
+export const reachability: TaskSpec = {
+  minDifficulty: 1,
+  maxDifficulty: 12,
+  trainDifficulties: range(1, 4),
+  sample(rng, hops, ordinal) {
+    const nodes = randomLetters(rng, 2 * (hops + 1));
+    const source = nodes.slice(0, hops + 1);
+    const other = nodes.slice(hops + 1);
+    const edges = [...chainEdges(source), ...chainEdges(other)];
+    edges.push(...backEdges(rng, [source, other], Math.ceil(hops / 2)));
+    const reachable = ordinal % 2 === 0;
+    const target = reachable ? source[hops] : other[hops];
+    const prompt = `${shuffleInPlace(edges, rng).join(",")};${source[0]}>${target}?`;
+    return { prompt, answer: reachable ? "yes" : "no" };
+  },
+};
+
+function chainEdges(chain: readonly string[]): string[] {
+  return chain.slice(1).map((node, i) => chain[i] + node);
+}
+
+/** `count` distinct edges from a later to an earlier node of a randomly chosen chain. */
+function backEdges(rng: Rng, chains: readonly (readonly string[])[], count: number): string[] {
+  const edges = new Set<string>();
+  while (edges.size < count) {
+    const chain = chains[rng.int(chains.length)];
+    const from = 1 + rng.int(chain.length - 1);
+    edges.add(chain[from] + chain[rng.int(from)]);
+  }
+  return [...edges];
+}

@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Example } from "../src/data/example.ts";
+import {
+  defaultTestDifficulties,
+  defaultTrainDifficulties,
+  generateTask,
+  isTaskName,
+  scoreAnswer,
+  TASK_NAMES,
+  type Split,
+  type TaskName,
+} from "../src/data/tasks/index.ts";
+
+function generate(name: TaskName, split: Split, count: number, seed = 1): Example[] {
+  const difficulties =
+    split === "train" ? defaultTrainDifficulties(name) : defaultTestDifficulties(name);
+  return generateTask(name, { split, count, seed, difficulties });
+}
+
+/** Examples of one difficulty. */
+function at(examples: Example[], difficulty: number): Example[] {
+  return examples.filter((e) => e.difficulty === difficulty);
+}
+
+test("generation is deterministic per seed and split", () => {
+  for (const name of TASK_NAMES) {
+    assert.deepEqual(generate(name, "train", 50, 9), generate(name, "train", 50, 9), name);
+    assert.notDeepEqual(generate(name, "train", 50, 9), generate(name, "train", 50, 10), name);
+    assert.deepEqual(generate(name, "test", 50, 9), generate(name, "test", 50, 9), name);
+  }
+});
+
+test("train and test splits share no prompt, whatever the seeds", () => {
+  for (const name of TASK_NAMES) {
+    const train = new Set(generate(name, "train", 3000, 1).map((e) => e.prompt));
+    const test = generate(name, "test", 3000, 1).concat(generate(name, "test", 1000, 2));
+    assert.ok(train.size > 500, name);
+    assert.equal(test.filter((e) => train.has(e.prompt)).length, 0, name);
+  }
+});
+
+test("difficulties are spread evenly and recorded on each example", () => {
+  for (const name of TASK_NAMES) {
+    const difficulties = defaultTrainDifficulties(name);
+    const examples = generate(name, "train", 10 * difficulties.length + 3);
+    const counts = difficulties.map((d) => at(examples, d).length);
+    assert.deepEqual(
+      counts,
+      difficulties.map((_, i) => (i < 3 ? 11 : 10)),
+      name,
+    );
+    assert.equal(examples.filter((e) => !difficulties.includes(e.difficulty ?? -1)).length, 0);
+  }
+});
+
+test("default difficulties: short training sequences, tests to twice the hardest", () => {
+  for (const name of TASK_NAMES) {
+    const train = defaultTrainDifficulties(name);
+    const testDifficulties = defaultTestDifficulties(name);
+    assert.equal(Math.max(...testDifficulties), 2 * Math.max(...train), name);
+    assert.ok(
+      train.every((d) => testDifficulties.includes(d)),
+      name,
+    );
+    const longest = Math.max(
+      ...generate(name, "train", 500).map((e) => e.prompt.length + e.answer.length),
+    );
+    assert.ok(longest <= 64, `${name}: ${longest} chars`);
+  }
+});
+
+test("addition: d-digit operands, sum most-significant digit first (checked by BigInt)", () => {
+  const examples = generate("addition", "test", 800);
+  for (const { prompt, answer, difficulty } of examples) {
+    const match = /^(\d+)\+(\d+)=$/.exec(prompt);
+    assert.ok(match, prompt);
+    const [, a, b] = match;
+    assert.equal(a.length, difficulty);
+    assert.equal(b.length, difficulty);
+    assert.equal(answer, (BigInt(a) + BigInt(b)).toString(), prompt);
+  }
+});
+
+/** Follow the bindings of `prompt` from the queried variable; the digit and the hops taken. */
+function resolveBindings(prompt: string): { value: string; hops: number } {
+  const match = /^([a-z]=[a-z0-9](?:,[a-z]=[a-z0-9])*);([a-z])\?$/.exec(prompt);
+  assert.ok(match, prompt);
+  const bindings = new Map(match[1].split(",").map((s) => [s[0], s[2]] as const));
+  assert.equal(bindings.size, match[1].split(",").length, "each variable assigned once");
+  let name = match[2];
+  for (let hops = 1; ; hops++) {
+    const next = bindings.get(name);
+    assert.ok(next !== undefined, `unbound ${name} in ${prompt}`);
+    if (/\d/.test(next)) return { value: next, hops };
+    name = next;
+  }
+}
+
+test("pointer-chasing: the answer is the queried variable's value, `difficulty` hops away", () => {
+  for (const { prompt, answer, difficulty } of generate("pointer-chasing", "test", 800)) {
+    assert.deepEqual(resolveBindings(prompt), { value: answer, hops: difficulty }, prompt);
+    const digits = new Set(prompt.match(/\d/g));
+    assert.equal(digits.size, 2, `a distractor chain with another value: ${prompt}`);
+  }
+});
+
+/** Shortest path length from `from` to `to` by breadth-first search, or null if unreachable. */
+function shortestPath(edges: string[], from: string, to: string): number | null {
+  let frontier = [from];
+  const seen = new Set(frontier);
+  for (let depth = 0; frontier.length > 0; depth++) {
+    if (frontier.includes(to)) return depth;
+    frontier = edges.filter((e) => frontier.includes(e[0]) && !seen.has(e[1])).map((e) => e[1]);
+    for (const node of frontier) seen.add(node);
+  }
+  return null;
+}
+
+test("reachability: yes iff reachable (BFS), shortest path = difficulty, balanced", () => {
+  const examples = generate("reachability", "test", 800);
+  for (const { prompt, answer, difficulty } of examples) {
+    const match = /^([a-z]{2}(?:,[a-z]{2})*);([a-z])>([a-z])\?$/.exec(prompt);
+    assert.ok(match, prompt);
+    const edges = match[1].split(",");
+    assert.equal(new Set(edges).size, edges.length, `no repeated edge: ${prompt}`);
+    const distance = shortestPath(edges, match[2], match[3]);
+    assert.equal(answer, distance === null ? "no" : "yes", prompt);
+    if (distance !== null) assert.equal(distance, difficulty, prompt);
+  }
+  for (const d of defaultTestDifficulties("reachability")) {
+    const answers = at(examples, d).map((e) => e.answer);
+    assert.equal(answers.filter((a) => a === "yes").length, answers.length / 2, `difficulty ${d}`);
+  }
+});
+
+test("parity: answer is the count of ones mod 2, both answers common in each split", () => {
+  for (const split of ["train", "test"] as const) {
+    const examples = generate("parity", split, 3000);
+    for (const { prompt, answer, difficulty } of examples) {
+      assert.match(prompt, /^[01]+$/);
+      assert.equal(prompt.length, difficulty);
+      assert.equal(answer, String(prompt.split("").filter((c) => c === "1").length % 2));
+    }
+    const odd = examples.filter((e) => (e.difficulty ?? 0) >= 8 && e.answer === "1").length;
+    const long = examples.filter((e) => (e.difficulty ?? 0) >= 8).length;
+    assert.ok(Math.abs(odd / long - 0.5) < 0.1, `${split}: ${odd} odd of ${long}`);
+  }
+});
+
+test("bad options and too-small instance spaces throw", () => {
+  const options = { split: "train", count: 4, seed: 1, difficulties: [2] } as const;
+  assert.throws(
+    () => generateTask("addition", { ...options, difficulties: [0] }),
+    /addition: difficulty 0/,
+  );
+  assert.throws(() => generateTask("reachability", { ...options, difficulties: [13] }), RangeError);
+  assert.throws(() => generateTask("parity", { ...options, difficulties: [2.5] }), RangeError);
+  assert.throws(() => generateTask("parity", { ...options, difficulties: [] }), /no difficulties/);
+  assert.throws(() => generateTask("parity", { ...options, count: -1 }), /count/);
+  assert.throws(
+    () => generateTask("parity", { ...options, split: "test", difficulties: [1] }),
+    /no test-split instance at difficulty 1/,
+  );
+  assert.deepEqual(generateTask("parity", { ...options, count: 0 }), []);
+});
+
+test("scoreAnswer is exact match after trimming", () => {
+  assert.ok(scoreAnswer(" 125\n", "125"));
+  assert.ok(!scoreAnswer("1 25", "125"));
+  assert.ok(!scoreAnswer("12", "125"));
+});
+
+test("isTaskName accepts exactly the built-in tasks", () => {
+  assert.ok(TASK_NAMES.every(isTaskName));
+  assert.ok(!isTaskName("sorting"));
+});
