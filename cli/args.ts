@@ -31,7 +31,12 @@ export interface ParsedArgs {
   overrides: Record<string, string>;
 }
 
-export function parseFlags(cmd: string, specs: FlagSpecs, argv: string[], allowOverrides = false): ParsedArgs {
+export function parseFlags(
+  cmd: string,
+  specs: FlagSpecs,
+  argv: string[],
+  allowOverrides = false,
+): ParsedArgs {
   const flags: Flags = {};
   const overrides: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
@@ -47,7 +52,8 @@ export function parseFlags(cmd: string, specs: FlagSpecs, argv: string[], allowO
       inline = "false";
     }
     if (spec === undefined) {
-      if (!allowOverrides) throw new CliError(`loom ${cmd}: unknown flag --${name} (see loom ${cmd} --help)`);
+      if (!allowOverrides)
+        throw new CliError(`loom ${cmd}: unknown flag --${name} (see loom ${cmd} --help)`);
       const value = inline ?? argv[++i];
       if (value === undefined) throw new CliError(`loom ${cmd}: --${name} needs a value`);
       overrides[name] = value;
@@ -110,7 +116,8 @@ function parseValue(cmd: string, name: string, spec: FlagSpec, v: string): FlagV
 export const str = (f: Flags, name: string): string | undefined => f[name] as string | undefined;
 export const num = (f: Flags, name: string): number | undefined => f[name] as number | undefined;
 export const bool = (f: Flags, name: string): boolean => f[name] === true;
-export const list = (f: Flags, name: string): number[] | undefined => f[name] as number[] | undefined;
+export const list = (f: Flags, name: string): number[] | undefined =>
+  f[name] as number[] | undefined;
 
 /** Required string flag (declared without a default): throws a CliError naming it if absent. */
 export function need(cmd: string, f: Flags, name: string): string {
@@ -123,7 +130,11 @@ export function need(cmd: string, f: Flags, name: string): string {
 export function formatHelp(cmd: string, usage: string, summary: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const kind = s.type === "boolean" ? "" : ` <${s.choices ? s.choices.join("|") : s.type}>`;
-    const dflt = s.required ? " (required)" : s.default !== undefined ? ` (default: ${String(s.default)})` : "";
+    const dflt = s.required
+      ? " (required)"
+      : s.default !== undefined
+        ? ` (default: ${String(s.default)})`
+        : "";
     return `  --${name}${kind}\n      ${s.help}${dflt}`;
   });
   return [`loom ${cmd}: ${summary}`, "", `usage: ${usage}`, "", "flags:", ...rows].join("\n");

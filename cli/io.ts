@@ -22,18 +22,25 @@ export function readTokenRows(path: string, equalLength: boolean): number[][] {
   if (!Array.isArray(json) || json.length === 0) {
     throw new CliError(`${path}: expected a non-empty JSON array of token-id arrays`);
   }
-  return json.map((row: unknown, i) => {
-    if (!Array.isArray(row) || row.length === 0) throw new CliError(`${path}: row ${i} is not a non-empty array`);
-    return row.map((id: unknown, j) => {
-      if (typeof id !== "number" || !Number.isInteger(id)) {
-        throw new CliError(`${path}: row ${i}, item ${j}: ${JSON.stringify(id)} is not an integer token id`);
+  return json
+    .map((row: unknown, i) => {
+      if (!Array.isArray(row) || row.length === 0)
+        throw new CliError(`${path}: row ${i} is not a non-empty array`);
+      return row.map((id: unknown, j) => {
+        if (typeof id !== "number" || !Number.isInteger(id)) {
+          throw new CliError(
+            `${path}: row ${i}, item ${j}: ${JSON.stringify(id)} is not an integer token id`,
+          );
+        }
+        return id;
+      });
+    })
+    .map((row, i, rows) => {
+      if (equalLength && row.length !== rows[0].length) {
+        throw new CliError(
+          `${path}: row ${i} has ${row.length} tokens, row 0 has ${rows[0].length}`,
+        );
       }
-      return id;
+      return row;
     });
-  }).map((row, i, rows) => {
-    if (equalLength && row.length !== rows[0].length) {
-      throw new CliError(`${path}: row ${i} has ${row.length} tokens, row 0 has ${rows[0].length}`);
-    }
-    return row;
-  });
 }

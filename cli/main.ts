@@ -26,7 +26,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const cmd = commands.find((c) => c.name === name);
   if (cmd === undefined) {
-    console.error(`loom: unknown command "${name}" (commands: ${commands.map((c) => c.name).join(", ")})`);
+    console.error(
+      `loom: unknown command "${name}" (commands: ${commands.map((c) => c.name).join(", ")})`,
+    );
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -38,7 +40,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof Error && isUserError(err)) {
-      console.error(err.message.startsWith("loom") ? err.message : `loom ${cmd.name}: ${err.message}`);
+      console.error(
+        err.message.startsWith("loom") ? err.message : `loom ${cmd.name}: ${err.message}`,
+      );
       return 2;
     }
     throw err;

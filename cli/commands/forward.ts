@@ -18,12 +18,26 @@ export const forwardCommand: Command = {
     "       loom forward --model DIR --tokens FILE.json --labels FILE.json --no-grad-steps n --grad-steps k --out OUT.safetensors",
   flags: {
     model: { type: "string", help: "model directory (config.json + safetensors)", required: true },
-    tokens: { type: "string", help: "JSON array of equal-length token-id arrays (B, S)", required: true },
-    steps: { type: "int", help: "recurrences, no gradient (default: the config's mean_recurrence)" },
-    labels: { type: "string", help: "JSON (B, S) pre-shifted targets, -100 = ignore: adds loss and grad.*" },
+    tokens: {
+      type: "string",
+      help: "JSON array of equal-length token-id arrays (B, S)",
+      required: true,
+    },
+    steps: {
+      type: "int",
+      help: "recurrences, no gradient (default: the config's mean_recurrence)",
+    },
+    labels: {
+      type: "string",
+      help: "JSON (B, S) pre-shifted targets, -100 = ignore: adds loss and grad.*",
+    },
     "no-grad-steps": { type: "int", help: "with --labels: recurrences run without gradient" },
     "grad-steps": { type: "int", help: "with --labels: recurrences that carry gradient" },
-    "init-state": { type: "string", help: "s_0: zero, random (the config's state_init) or a safetensors file with input_states [B,S,E]", default: "random" },
+    "init-state": {
+      type: "string",
+      help: "s_0: zero, random (the config's state_init) or a safetensors file with input_states [B,S,E]",
+      default: "random",
+    },
     seed: { type: "int", help: "seed of the random initial state", default: 0 },
     out: { type: "string", help: "output safetensors file", required: true },
   },
@@ -46,7 +60,11 @@ export const forwardCommand: Command = {
       backward(out.loss);
       tensors.push({ name: "loss", shape: [1], data: out.loss.data });
       for (const [key, p] of namedParameters(model.params)) {
-        tensors.push({ name: `grad.${key}`, shape: [...p.shape], data: p.grad ?? new Float32Array(p.size) });
+        tensors.push({
+          name: `grad.${key}`,
+          shape: [...p.shape],
+          data: p.grad ?? new Float32Array(p.size),
+        });
       }
     }
     writeSafetensorsFile(need("forward", flags, "out"), tensors);
@@ -59,7 +77,9 @@ function readLabels(flags: Flags, B: number, S: number): Int32Array | null {
   if (path === undefined) return null;
   const rows = readTokenRows(path, true);
   if (rows.length !== B || rows[0].length !== S) {
-    throw new CliError(`${path}: labels are ${rows.length}x${rows[0].length}, tokens are ${B}x${S}`);
+    throw new CliError(
+      `${path}: labels are ${rows.length}x${rows[0].length}, tokens are ${B}x${S}`,
+    );
   }
   return Int32Array.from(rows.flat());
 }
@@ -69,15 +89,24 @@ function stepsOf(flags: Flags, training: boolean, dflt: number): NumSteps {
   const n = num(flags, "no-grad-steps");
   const k = num(flags, "grad-steps");
   if (!training) {
-    if (n !== undefined || k !== undefined) throw new CliError("loom forward: --no-grad-steps/--grad-steps need --labels");
+    if (n !== undefined || k !== undefined)
+      throw new CliError("loom forward: --no-grad-steps/--grad-steps need --labels");
     return steps ?? dflt;
   }
-  if (steps !== undefined) throw new CliError("loom forward: with --labels use --no-grad-steps and --grad-steps, not --steps");
-  if (n === undefined || k === undefined) throw new CliError("loom forward: --labels needs --no-grad-steps and --grad-steps");
+  if (steps !== undefined)
+    throw new CliError(
+      "loom forward: with --labels use --no-grad-steps and --grad-steps, not --steps",
+    );
+  if (n === undefined || k === undefined)
+    throw new CliError("loom forward: --labels needs --no-grad-steps and --grad-steps");
   return { noGrad: n, withGrad: k };
 }
 
-function initStateOf(flags: Flags, mode: "like-init" | "normal" | "zero", size: number): StateInitOption {
+function initStateOf(
+  flags: Flags,
+  mode: "like-init" | "normal" | "zero",
+  size: number,
+): StateInitOption {
   const init = str(flags, "init-state") ?? "random";
   if (init === "zero") return { mode: "zero" };
   if (init === "random") {
@@ -87,6 +116,7 @@ function initStateOf(flags: Flags, mode: "like-init" | "normal" | "zero", size: 
   const t = file.tensors.get("input_states");
   if (t === undefined) throw new CliError(`${init}: no tensor "input_states" (expected [B,S,E])`);
   const data = t.float32();
-  if (data.length !== size) throw new CliError(`${init}: input_states has ${data.length} values, expected ${size} (B·S·E)`);
+  if (data.length !== size)
+    throw new CliError(`${init}: input_states has ${data.length} values, expected ${size} (B·S·E)`);
   return { mode: "given", state: tensor(data, t.shape) };
 }

@@ -21,7 +21,8 @@ export const infoCommand: Command = {
   async run({ flags }) {
     const dir = str(flags, "model");
     const file = str(flags, "config");
-    if ((dir === undefined) === (file === undefined)) throw new CliError("loom info: give exactly one of --model or --config");
+    if ((dir === undefined) === (file === undefined))
+      throw new CliError("loom info: give exactly one of --model or --config");
     const path = dir !== undefined ? join(dir, "config.json") : (file as string);
     const config = configFromJson(readJson(path, "config"), path);
     const r = num(flags, "steps") ?? config.meanRecurrence;
@@ -45,19 +46,35 @@ export const infoCommand: Command = {
     }
     const c = config;
     console.log(`config        ${path}`);
-    console.log(`shape         width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, vocab ${c.paddedVocabSize}, mlp ${c.intermediateSize}, context ${c.blockSize}`);
-    console.log(`recurrence   r = ${r} (mean_recurrence ${c.meanRecurrence}, backprop depth ${c.meanBackpropDepth}), injection ${c.injectionType}, state init ${c.stateInit}`);
-    console.log(`parameters    ${fmt(s.uniqueParams)} unique, ${fmt(s.materializedParams)} materialized at r = ${r} (${s.layersApplied} layers applied)`);
-    console.log(`compute       ${fmt(s.forwardFlopsPerToken)} forward FLOPs per token at r = ${r}, context ${context}`);
-    console.log(`kv cache      ${fmtBytes(s.kvBytesPerToken)} per token in f32, ${fmtBytes(s.kvBytesPerToken / 2)} in bf16 (${s.kvSlotsPerToken} slots)`);
+    console.log(
+      `shape         width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, vocab ${c.paddedVocabSize}, mlp ${c.intermediateSize}, context ${c.blockSize}`,
+    );
+    console.log(
+      `recurrence   r = ${r} (mean_recurrence ${c.meanRecurrence}, backprop depth ${c.meanBackpropDepth}), injection ${c.injectionType}, state init ${c.stateInit}`,
+    );
+    console.log(
+      `parameters    ${fmt(s.uniqueParams)} unique, ${fmt(s.materializedParams)} materialized at r = ${r} (${s.layersApplied} layers applied)`,
+    );
+    console.log(
+      `compute       ${fmt(s.forwardFlopsPerToken)} forward FLOPs per token at r = ${r}, context ${context}`,
+    );
+    console.log(
+      `kv cache      ${fmtBytes(s.kvBytesPerToken)} per token in f32, ${fmtBytes(s.kvBytesPerToken / 2)} in bf16 (${s.kvSlotsPerToken} slots)`,
+    );
     console.log(`backend       ${backend().name}, ${backend().threads} thread(s)`);
     await Promise.resolve();
   },
 };
 
 function fmt(n: number): string {
-  const units: [number, string][] = [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]];
-  for (const [v, u] of units) if (n >= v) return `${(n / v).toFixed(2)} ${u} (${n.toLocaleString("en-US")})`;
+  const units: [number, string][] = [
+    [1e12, "T"],
+    [1e9, "B"],
+    [1e6, "M"],
+    [1e3, "K"],
+  ];
+  for (const [v, u] of units)
+    if (n >= v) return `${(n / v).toFixed(2)} ${u} (${n.toLocaleString("en-US")})`;
   return String(n);
 }
 

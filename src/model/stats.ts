@@ -15,7 +15,12 @@ export interface ModelStats {
   kvBytesPerToken: number; // K and V of every slot, at `bytesPerValue`
 }
 
-export function modelStats(c: ModelConfig, r: number, context: number, bytesPerValue = 4): ModelStats {
+export function modelStats(
+  c: ModelConfig,
+  r: number,
+  context: number,
+  bytesPerValue = 4,
+): ModelStats {
   const count = (pred: (key: string) => boolean): number =>
     expectedShapes(c)
       .filter(([k]) => pred(k))
@@ -23,7 +28,9 @@ export function modelStats(c: ModelConfig, r: number, context: number, bytesPerV
   const uniqueParams = count(() => true);
   const coreParams = count((k) => k.startsWith("transformer.core_block."));
   const adapterParams = count((k) => k === "transformer.adapter.weight");
-  const outsideCore = count((k) => k.startsWith("transformer.prelude.") || k.startsWith("transformer.coda."));
+  const outsideCore = count(
+    (k) => k.startsWith("transformer.prelude.") || k.startsWith("transformer.coda."),
+  );
   const headParams = c.paddedVocabSize * c.nEmbd;
   const layersApplied = c.nLayersInPrelude + r * c.nLayersInRecurrentBlock + c.nLayersInCoda;
   // matmul weights: the norms are a rounding error, counted anyway for simplicity

@@ -12,7 +12,7 @@ import { randomLetters, range, type TaskSpec } from "./spec.ts";
  *
  * Difficulty: h, the shortest-path length from s to t when the answer is "yes" (h ≤ 12).
  * Answer: "yes" or "no", exactly balanced (alternating) at each difficulty. Prompt length
- * 9h/2 + 5 or so.
+ * 3(2h + ⌈h/2⌉) + 4.
  */
 export const reachability: TaskSpec = {
   minDifficulty: 1,
