@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "native/build/", "dist/", "coverage/", "**/*.js", "!bin/*.js"] },
+  { ignores: ["node_modules/", "native/build/", "dist/", "coverage/", "**/*.js"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

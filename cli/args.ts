@@ -39,22 +39,25 @@ export function parseFlags(
 ): ParsedArgs {
   const flags: Flags = {};
   const overrides: Record<string, string> = {};
+  const lookup = (n: string): FlagSpec | undefined =>
+    Object.hasOwn(specs, n) ? specs[n] : undefined;
+  const next = (i: number): string | undefined => (i < argv.length ? argv[i] : undefined);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith("--")) throw new CliError(`loom ${cmd}: unexpected argument "${arg}"`);
     const eq = arg.indexOf("=");
     let name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
     let inline: string | undefined = eq > 0 ? arg.slice(eq + 1) : undefined;
-    let spec = specs[name] as FlagSpec | undefined;
-    if (spec === undefined && name.startsWith("no-") && specs[name.slice(3)]?.type === "boolean") {
+    let spec = lookup(name);
+    if (spec === undefined && name.startsWith("no-") && lookup(name.slice(3))?.type === "boolean") {
       name = name.slice(3);
-      spec = specs[name];
+      spec = lookup(name);
       inline = "false";
     }
     if (spec === undefined) {
       if (!allowOverrides)
         throw new CliError(`loom ${cmd}: unknown flag --${name} (see loom ${cmd} --help)`);
-      const value = inline ?? argv[++i];
+      const value = inline ?? next(++i);
       if (value === undefined) throw new CliError(`loom ${cmd}: --${name} needs a value`);
       overrides[name] = value;
       continue;
@@ -63,7 +66,7 @@ export function parseFlags(
       flags[name] = parseBool(cmd, name, inline ?? "true");
       continue;
     }
-    const value = inline ?? argv[++i];
+    const value = inline ?? next(++i);
     if (value === undefined || (inline === undefined && value.startsWith("--"))) {
       throw new CliError(`loom ${cmd}: --${name} needs a value`);
     }

@@ -19,10 +19,14 @@ function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (argv.length === 0) {
     console.log(usage());
-    return name === undefined ? 2 : 0;
+    return 2;
+  }
+  const [name, ...rest] = argv;
+  if (name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return 0;
   }
   const cmd = commands.find((c) => c.name === name);
   if (cmd === undefined) {
@@ -51,7 +55,14 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Errors about the user's input: a flag, a file or its content. Others are bugs: full stack. */
 function isUserError(err: Error): boolean {
-  const userErrors = ["CliError", "ConfigError", "SafetensorsError", "ModelDirError", "DataError"];
+  const userErrors = [
+    "CliError",
+    "ConfigError",
+    "SafetensorsError",
+    "ModelDirError",
+    "CheckpointError",
+    "DataError",
+  ];
   return userErrors.includes(err.name) || "code" in err; // fs errors (ENOENT, EACCES, …)
 }
 

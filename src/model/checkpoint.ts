@@ -7,6 +7,11 @@ import { type Tensor, parameter } from "../tensor/tensor.ts";
 import { type ModelConfig, headDim } from "./config.ts";
 import type { BlockParams, RavenParams } from "./params.ts";
 
+/** A checkpoint that does not fit its config; the message names the checkpoint and tensor. */
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+}
+
 /** Each block parameter: its key under the block prefix, its field, its shape. */
 const blockLayout: {
   key: string;
@@ -97,7 +102,7 @@ export function paramsFromStored(
   for (const key of stored.keys()) {
     const tiedHead = key === "lm_head.weight" && c.tieEmbeddings;
     if (!wanted.has(key) && !ignoredKeys.has(key) && !tiedHead) {
-      throw new Error(
+      throw new CheckpointError(
         `${source}: unexpected tensor "${key}" for this config (config/weights mismatch?)`,
       );
     }
@@ -106,9 +111,9 @@ export function paramsFromStored(
   for (const [key, shape] of expected) {
     const got = stored.shape(key);
     if (got === undefined)
-      throw new Error(`${source}: missing tensor "${key}" [${shape.join(", ")}]`);
+      throw new CheckpointError(`${source}: missing tensor "${key}" [${shape.join(", ")}]`);
     if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
-      throw new Error(
+      throw new CheckpointError(
         `${source}: tensor "${key}" has shape [${got.join(", ")}], the config needs [${shape.join(", ")}]`,
       );
     }

@@ -30,6 +30,20 @@ export function add(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
+/** a ⊙ b, same shapes. */
+export function mul(a: Tensor, b: Tensor): Tensor {
+  assertSameShape(a, b, "mul");
+  const data = new Float32Array(a.size);
+  for (let i = 0; i < data.length; i++) data[i] = a.data[i] * b.data[i];
+  const out = result(data, a.shape, [a, b], () => {
+    const g = out.grad;
+    if (g === null) return;
+    if (a.requiresGrad) addProduct(gradOf(a), g, b.data);
+    if (b.requiresGrad) addProduct(gradOf(b), g, a.data);
+  });
+  return out;
+}
+
 /** x (R, N) + bias (N), the bias broadcast over rows. */
 export function addBias(x: Tensor, bias: Tensor): Tensor {
   const n = bias.size;
@@ -295,6 +309,11 @@ export function sum(x: Tensor): Tensor {
     for (let i = 0; i < gx.length; i++) gx[i] += out.grad[0];
   });
   return out;
+}
+
+/** dst += x ⊙ y */
+function addProduct(dst: Float32Array, x: Float32Array, y: Float32Array): void {
+  for (let i = 0; i < x.length; i++) dst[i] += x[i] * y[i];
 }
 
 function addInto(dst: Float32Array, src: Float32Array): void {
