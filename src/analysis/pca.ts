@@ -101,7 +101,9 @@ function gramEig(X: Float64Array[], C: number): Eig {
 function subspaceEig(X: Float64Array[], C: number, k: number, maxIter: number, tol: number): Eig {
   const q = Math.min(C, X.length, k + 4);
   const rng = new Rng(0x5eed);
-  let Q = Array.from({ length: q }, () => Float64Array.from({ length: C }, () => rng.normal()));
+  let Q: Float64Array[] = Array.from({ length: q }, () =>
+    Float64Array.from({ length: C }, () => rng.normal()),
+  );
   orthonormalize(Q);
   const apply = (v: Float64Array): Float64Array => {
     const xv = X.map((x) => dotF(x, v));
@@ -173,7 +175,15 @@ export function jacobiEig(A: Float64Array, n: number): Eig {
 }
 
 /** Apply the Jacobi rotation (p, r) with cos c and tan t to A (both sides) and V (right). */
-function rotate(A: Float64Array, V: Float64Array, n: number, p: number, r: number, c: number, t: number): void {
+function rotate(
+  A: Float64Array,
+  V: Float64Array,
+  n: number,
+  p: number,
+  r: number,
+  c: number,
+  t: number,
+): void {
   const s = t * c;
   const tau = s / (1 + c);
   const apr = A[p * n + r];

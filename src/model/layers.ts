@@ -51,6 +51,11 @@ export interface ForwardContext {
   trace?: ((module: string, value: Tensor) => void) | undefined;
   /** (B, T) 0 = padding key (left-padded batches); applies when there is no cache. */
   keyMask?: Uint8Array | undefined;
+  /**
+   * (B, T) RoPE positions per batch row, when rows are offset (left-padded batches); default:
+   * `positions` for every row. The causal mask still uses the shared `positions`.
+   */
+  ropePositions?: Int32Array | undefined;
 }
 
 export interface BlockEnv {
@@ -79,8 +84,9 @@ export function attentionBranch(
     k = addBias(k, narrow(p.qkBias, C, [C])); // qk_bias[1]
   }
   const heads = [B, T, H, D];
-  q = rope(reshape(q, heads), ctx.positions, env.rope.cos, env.rope.sin);
-  k = rope(reshape(k, heads), ctx.positions, env.rope.cos, env.rope.sin);
+  const ropePos = ctx.ropePositions ?? ctx.positions;
+  q = rope(reshape(q, heads), ropePos, env.rope.cos, env.rope.sin);
+  k = rope(reshape(k, heads), ropePos, env.rope.cos, env.rope.sin);
   v = reshape(v, heads);
   const shape = { batch: B, heads: H, headDim: D, tq: T, qPos: ctx.positions };
   let y: Tensor;

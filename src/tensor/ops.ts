@@ -181,7 +181,11 @@ export function rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
   return out;
 }
 
-/** Rotary position embedding on (B, T, H, D), interleaved pairs, angles from the given tables. */
+/**
+ * Rotary position embedding on (B, T, H, D), interleaved pairs, angles from the given tables.
+ * `positions` is (T), shared by the batch, or (B, T), one row of positions per batch row
+ * (left-padded batches whose rows start at different offsets).
+ */
 export function rope(
   x: Tensor,
   positions: Int32Array,
@@ -189,16 +193,28 @@ export function rope(
   sin: Float32Array,
 ): Tensor {
   const [B, T, H, D] = x.shape;
-  if (positions.length !== T)
+  if (positions.length !== T && positions.length !== B * T)
     throw new Error(`rope: ${positions.length} positions for ${T} tokens`);
   const be = backend();
+  const rotate = (out: Float32Array, src: Float32Array, inverse: boolean): void => {
+    if (positions.length === T) {
+      be.rope(out, src, cos, sin, positions, B, H, D, inverse);
+      return;
+    }
+    const n = T * H * D; // one batch row
+    for (let b = 0; b < B; b++) {
+      const row = positions.subarray(b * T, (b + 1) * T);
+      const [o, x] = [out.subarray(b * n, (b + 1) * n), src.subarray(b * n, (b + 1) * n)];
+      be.rope(o, x, cos, sin, row, 1, H, D, inverse);
+    }
+  };
   const data = new Float32Array(x.size);
-  be.rope(data, x.data, cos, sin, positions, B, H, D, false);
+  rotate(data, x.data, false);
   const out = result(data, x.shape, [x], () => {
     if (out.grad === null) return;
     // a rotation's transpose is the inverse rotation
     const back = new Float32Array(x.size);
-    be.rope(back, out.grad, cos, sin, positions, B, H, D, true);
+    rotate(back, out.grad, true);
     addInto(gradOf(x), back);
   });
   return out;

@@ -67,28 +67,48 @@ function block(
   j0: number,
 ): void {
   const k = s.k;
-  let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0; // prettier-ignore
-  let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0; // prettier-ignore
+  let c00 = 0,
+    c01 = 0,
+    c02 = 0,
+    c03 = 0,
+    c10 = 0,
+    c11 = 0,
+    c12 = 0,
+    c13 = 0;
+  let c20 = 0,
+    c21 = 0,
+    c22 = 0,
+    c23 = 0,
+    c30 = 0,
+    c31 = 0,
+    c32 = 0,
+    c33 = 0;
   let bo = (j0 / R) * R * k;
   for (let ao = 0; ao < R * k; ao += R, bo += R) {
-    const a0 = ap[ao], a1 = ap[ao + 1], a2 = ap[ao + 2], a3 = ap[ao + 3]; // prettier-ignore
-    const b0 = bp[bo], b1 = bp[bo + 1], b2 = bp[bo + 2], b3 = bp[bo + 3]; // prettier-ignore
+    const a0 = ap[ao],
+      a1 = ap[ao + 1],
+      a2 = ap[ao + 2],
+      a3 = ap[ao + 3];
+    const b0 = bp[bo],
+      b1 = bp[bo + 1],
+      b2 = bp[bo + 2],
+      b3 = bp[bo + 3];
     c00 += a0 * b0;
     c01 += a0 * b1;
     c02 += a0 * b2;
-    c03 += a0 * b3; // prettier-ignore
+    c03 += a0 * b3;
     c10 += a1 * b0;
     c11 += a1 * b1;
     c12 += a1 * b2;
-    c13 += a1 * b3; // prettier-ignore
+    c13 += a1 * b3;
     c20 += a2 * b0;
     c21 += a2 * b1;
     c22 += a2 * b2;
-    c23 += a2 * b3; // prettier-ignore
+    c23 += a2 * b3;
     c30 += a3 * b0;
     c31 += a3 * b1;
     c32 += a3 * b2;
-    c33 += a3 * b3; // prettier-ignore
+    c33 += a3 * b3;
   }
   store(c, s, i0, j0, 0, c00, c01, c02, c03);
   store(c, s, i0, j0, 1, c10, c11, c12, c13);
