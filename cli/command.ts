@@ -8,5 +8,7 @@ export interface Command {
   flags: FlagSpecs;
   /** Whether undeclared `--key value` pairs are collected as overrides (e.g. config fields). */
   allowOverrides?: boolean;
+  /** A bare first argument fills this flag (`loom serve DIR` = `loom serve --dir DIR`). */
+  positional?: string;
   run(args: ParsedArgs): Promise<void>;
 }

@@ -40,7 +40,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await cmd.run(parseFlags(cmd.name, cmd.flags, rest, cmd.allowOverrides ?? false));
+    const bare = cmd.positional !== undefined && rest.length > 0 && !rest[0].startsWith("-");
+    const args = bare ? [`--${cmd.positional ?? ""}`, ...rest] : rest;
+    await cmd.run(parseFlags(cmd.name, cmd.flags, args, cmd.allowOverrides ?? false));
     return 0;
   } catch (err) {
     if (err instanceof Error && isUserError(err)) {
