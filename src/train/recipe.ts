@@ -1,0 +1,142 @@
+/**
+ * The training recipe: every knob of `loom train` that is not part of the model's config.json,
+ * with defaults chosen for small models on a CPU budget, and the depth schedule per step.
+ *
+ * Why the defaults (bench/recipe-notes.md has the measurements behind them):
+ * - The reference recipe alone (concat adapter, heavy-tailed r̄ = 8, k = 4, final-depth loss)
+ *   learns to ignore its loops at ~1 M parameters in minutes (the issue's PyTorch twin: flat
+ *   accuracy at every r). Literature (reasoning-tasks.md §8-9) points at four levers, all here:
+ *   1. supervision at several depths (`supervisedDepths`): the loss is read out after each of the
+ *      last k iterations, not only the final one (TRM/HRM deep supervision, DT's per-iteration
+ *      read-out). Every depth must then hold a usable answer, so extra iterations refine rather
+ *      than destroy it: accuracy rises with r and stays flat past the training depth.
+ *   2. a wide depth distribution (`depthScheme`): "uniform" draws the total depth uniformly in
+ *      [1, 2r̄ − 1] (DT's progressive loss draws n ~ U too), so shallow and deep states are both
+ *      trained; Huginn's poisson-lognormal-filling and fixed remain available.
+ *   3. additive injection with a random initial state (model config, see `autoModelConfig` in
+ *      cli/commands/train.ts): s + e has spectral radius 1 in the state (Parcae), and the noise
+ *      forces path independence (the model cannot rely on a particular s_0).
+ *   4. a moderate learning rate with warm-up and gradient clipping at 1.
+ */
+import { type DepthDraw, type DepthScheme, depthForStep } from "./depth-sampler.ts";
+import type { OptimizerName } from "./optim.ts";
+import type { ScheduleName } from "./schedule.ts";
+import { Rng } from "../tensor/random.ts";
+
+/** Depth schemes of the trainer: the shared sampler's, plus "uniform" (see `drawDepth`). */
+export type TrainDepthScheme = DepthScheme | "uniform";
+
+export interface Recipe {
+  /** Examples (or text windows) per optimizer step. */
+  batchSize: number;
+  optimizer: OptimizerName;
+  lr: number; // peak learning rate
+  minLrRatio: number; // floor of the schedule as a fraction of lr
+  schedule: ScheduleName;
+  warmupSteps: number; // 0 = auto: 5% of the run, at most 200
+  cooldownFraction: number; // warmup-constant-cooldown: the last fraction of the run
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  gradClip: number; // max global gradient norm; 0 = off
+  /**
+   * How the depth of each step is drawn. "config" = the model config's sampling_scheme
+   * (poisson-lognormal-filling or fixed), mean_recurrence r̄ and mean_backprop_depth k.
+   */
+  depthScheme: TrainDepthScheme | "config";
+  /**
+   * How many of the last gradient iterations get a loss (averaged): 1 = final depth only (the
+   * reference), k = every iteration with gradient (deep supervision). Clamped to the k drawn.
+   */
+  supervisedDepths: number;
+  /** Text training only: tokens per window (0 = the model's block_size). */
+  seqLen: number;
+}
+
+export const defaultRecipe: Recipe = {
+  batchSize: 32,
+  optimizer: "adamw",
+  lr: 1e-3,
+  minLrRatio: 0.1,
+  schedule: "warmup-cosine",
+  warmupSteps: 0,
+  cooldownFraction: 0.2,
+  weightDecay: 0.01,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  gradClip: 1,
+  depthScheme: "uniform",
+  supervisedDepths: 4,
+  seqLen: 0,
+};
+
+/** The warm-up steps actually used for a run of `totalSteps`. */
+export function warmupSteps(recipe: Recipe, totalSteps: number): number {
+  if (recipe.warmupSteps > 0) return Math.min(recipe.warmupSteps, Math.max(totalSteps - 1, 0));
+  return Math.min(200, Math.floor(totalSteps * 0.05));
+}
+
+const UNIFORM_SALT = 0x2545f491;
+
+/**
+ * The depth of optimizer step `step` of a run seeded `seed`: a pure function of (seed, step), so
+ * a resumed run draws what the uninterrupted one would have.
+ * - poisson-lognormal-filling / fixed: the shared sampler (depth-sampler.ts) with r̄, k.
+ * - uniform: total p ~ U{1, …, 2r̄ − 1} (mean r̄), the last min(k, p) with gradient.
+ */
+export function drawDepth(
+  scheme: TrainDepthScheme,
+  meanRecurrence: number,
+  backpropDepth: number,
+  seed: number,
+  step: number,
+): DepthDraw {
+  const cfg = { meanRecurrence, meanBackpropDepth: backpropDepth };
+  if (scheme !== "uniform") return depthForStep(scheme, cfg, seed, step);
+  const rng = new Rng((Math.imul(seed ^ UNIFORM_SALT, 0x9e3779b1) + step) >>> 0);
+  const total = 1 + rng.int(2 * meanRecurrence - 1);
+  const k = Math.min(backpropDepth, total);
+  return { noGradSteps: total - k, gradSteps: k };
+}
+
+/** Recipe field names, for overrides and config files. */
+export const RECIPE_KEYS = Object.keys(defaultRecipe) as (keyof Recipe)[];
+
+/** Checks every field; throws naming the first bad one. */
+export function validateRecipe(r: Recipe, source = "recipe"): void {
+  const bad = (field: string, why: string): never => {
+    throw new RecipeError(`${source}: field "${field}" ${why}`);
+  };
+  const posInt = (field: keyof Recipe) => {
+    const v = r[field];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1)
+      bad(field, `must be a positive integer, got ${String(v)}`);
+  };
+  posInt("batchSize");
+  posInt("supervisedDepths");
+  if (!(r.lr > 0)) bad("lr", `must be > 0, got ${r.lr}`);
+  if (!(r.minLrRatio >= 0 && r.minLrRatio <= 1)) bad("minLrRatio", "must be in [0, 1]");
+  if (!(r.cooldownFraction >= 0 && r.cooldownFraction < 1))
+    bad("cooldownFraction", "must be in [0, 1)");
+  if (!(r.weightDecay >= 0)) bad("weightDecay", "must be >= 0");
+  if (!(r.beta1 >= 0 && r.beta1 < 1)) bad("beta1", "must be in [0, 1)");
+  if (!(r.beta2 >= 0 && r.beta2 < 1)) bad("beta2", "must be in [0, 1)");
+  if (!(r.eps >= 0)) bad("eps", "must be >= 0");
+  if (!(r.gradClip >= 0)) bad("gradClip", "must be >= 0");
+  if (!Number.isInteger(r.warmupSteps) || r.warmupSteps < 0)
+    bad("warmupSteps", "must be an integer >= 0");
+  if (!Number.isInteger(r.seqLen) || r.seqLen < 0) bad("seqLen", "must be an integer >= 0");
+  if (!["adamw", "adam-atan2"].includes(r.optimizer))
+    bad("optimizer", `must be adamw or adam-atan2, got ${JSON.stringify(r.optimizer)}`);
+  if (!["warmup-cosine", "warmup-constant-cooldown"].includes(r.schedule))
+    bad("schedule", "must be warmup-cosine or warmup-constant-cooldown");
+  if (!["config", "uniform", "fixed", "poisson-lognormal-filling"].includes(r.depthScheme))
+    bad("depthScheme", "must be config, uniform, fixed or poisson-lognormal-filling");
+}
+
+/** A recipe field that cannot be used; the message names it. */
+export class RecipeError extends Error {
+  override name = "ConfigError";
+}

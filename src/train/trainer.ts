@@ -1,0 +1,289 @@
+/**
+ * The training loop over an explicit state: no console, no files, no clock of its own. One
+ * optimizer step = draw the depth (n no-grad + k grad iterations), build the batch, forward with
+ * truncated backprop and the loss at the last `supervisedDepths` depths, backward, clip, update.
+ *
+ * Everything random in a step (depth, batch, initial state) is a pure function of (seed, step),
+ * so `step` is the only thing a resumed run needs to draw exactly what the uninterrupted run
+ * would have: resuming reproduces the loss curve bit for bit.
+ */
+import type { EncodedExample } from "../data/example.ts";
+import { makeBatch, packText, type Batch } from "../data/batches.ts";
+import { PAD_ID } from "../data/tokenizer.ts";
+import { shuffleInPlace } from "../data/shuffle.ts";
+import { namedParameters } from "../model/checkpoint.ts";
+import type { ForwardContext } from "../model/layers.ts";
+import {
+  type RavenModel,
+  type StateInitOption,
+  embedInputs,
+  initializeState,
+  iterateOneStep,
+  predictFromLatents,
+} from "../model/model.ts";
+import { add, crossEntropy, scale } from "../tensor/ops.ts";
+import { Rng } from "../tensor/random.ts";
+import { type Tensor, backward, noGrad } from "../tensor/tensor.ts";
+import type { DepthDraw } from "./depth-sampler.ts";
+import {
+  type OptimizerState,
+  type Param,
+  clipGradNorm,
+  makeOptimizer,
+  type Optimizer,
+} from "./optim.ts";
+import { type Recipe, drawDepth, warmupSteps } from "./recipe.ts";
+import { learningRate } from "./schedule.ts";
+
+/** What the model trains on: encoded prompt/answer examples, or one token stream (LM). */
+export type TrainData =
+  | { kind: "examples"; encoded: readonly EncodedExample[] }
+  | { kind: "text"; tokens: Int32Array; seqLen: number };
+
+/** Everything that changes during a run (weights live in `model`). */
+export interface TrainState {
+  model: RavenModel;
+  opt: OptimizerState;
+  /** Optimizer steps taken so far. */
+  step: number;
+  /** Length of the run the LR schedule is laid out for. */
+  totalSteps: number;
+  seed: number;
+  /** Target tokens (labelled positions) seen so far. */
+  tokens: number;
+}
+
+export interface StepMetrics {
+  step: number; // 1-based: the step just taken
+  loss: number; // cross-entropy at the final depth
+  objective: number; // what was minimised: mean over the supervised depths
+  lr: number;
+  gradNorm: number;
+  noGradSteps: number;
+  gradSteps: number;
+  tokens: number; // labelled tokens in this batch
+  inputTokens: number; // all positions of the batch (B·T), for throughput
+  skipped: boolean; // non-finite gradient: no update
+}
+
+/** The parameters as optimizer `Param`s (grad read live from the tensor). */
+export function trainableParams(model: RavenModel): Param[] {
+  return namedParameters(model.params).map(([name, t]) => ({
+    name,
+    data: t.data,
+    shape: t.shape,
+    get grad() {
+      return t.grad;
+    },
+  }));
+}
+
+/** A fresh state: zero optimizer moments at step 0. */
+export function createTrainState(
+  model: RavenModel,
+  recipe: Recipe,
+  seed: number,
+  totalSteps: number,
+): TrainState {
+  const opt = optimizerOf(recipe).init(trainableParams(model));
+  return { model, opt, step: 0, totalSteps, seed, tokens: 0 };
+}
+
+export function optimizerOf(recipe: Recipe): Optimizer {
+  return makeOptimizer(recipe.optimizer, {
+    beta1: recipe.beta1,
+    beta2: recipe.beta2,
+    eps: recipe.optimizer === "adam-atan2" && recipe.eps < 1e-7 ? 1e-6 : recipe.eps,
+    weightDecay: recipe.weightDecay,
+    lrPeak: recipe.lr,
+  });
+}
+
+/** The learning rate of 0-based step `step` in a run of `totalSteps`. */
+export function lrAt(recipe: Recipe, step: number, totalSteps: number): number {
+  const total = Math.max(totalSteps, 1);
+  const warm = warmupSteps(recipe, total);
+  const cooldown =
+    recipe.schedule === "warmup-constant-cooldown"
+      ? Math.min(Math.floor(total * recipe.cooldownFraction), total - warm)
+      : 0;
+  return learningRate(recipe.schedule, step, {
+    maxLr: recipe.lr,
+    minLr: recipe.lr * recipe.minLrRatio,
+    warmupSteps: warm,
+    totalSteps: total,
+    cooldownSteps: cooldown,
+  });
+}
+
+/** The depth of 0-based step `step`: the recipe's scheme, or the model config's. */
+export function depthAt(model: RavenModel, recipe: Recipe, seed: number, step: number): DepthDraw {
+  const c = model.config;
+  const scheme = recipe.depthScheme === "config" ? c.samplingScheme : recipe.depthScheme;
+  return drawDepth(scheme, c.meanRecurrence, c.meanBackpropDepth, seed, step);
+}
+
+const BATCH_SALT = 0x6a09e667;
+const STATE_SALT = 0x3c6ef372;
+
+function mix(seed: number, salt: number, n: number): number {
+  return (Math.imul((seed ^ salt) >>> 0, 0x9e3779b1) + Math.imul(n, 0x85ebca6b)) >>> 0;
+}
+
+const permCache = new Map<string, number[]>();
+
+/** Example indices of step `step`: epochs of a seeded permutation, a pure function of step. */
+export function batchIndices(n: number, batchSize: number, seed: number, step: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < batchSize; i++) {
+    const q = step * batchSize + i;
+    const epoch = Math.floor(q / n);
+    const key = `${n}/${seed}/${epoch}`;
+    let perm = permCache.get(key);
+    if (perm === undefined) {
+      if (permCache.size > 4) permCache.clear();
+      perm = shuffleInPlace(
+        Array.from({ length: n }, (_, j) => j),
+        new Rng(mix(seed, BATCH_SALT, epoch)),
+      );
+      permCache.set(key, perm);
+    }
+    out.push(perm[q % n]);
+  }
+  return out;
+}
+
+/** The batch of 0-based step `step`. */
+export function batchAt(data: TrainData, recipe: Recipe, seed: number, step: number): Batch {
+  if (data.kind === "text") {
+    return packText(
+      data.tokens,
+      data.seqLen,
+      recipe.batchSize,
+      new Rng(mix(seed, BATCH_SALT, step)),
+    );
+  }
+  const n = data.encoded.length;
+  if (n === 0) throw new RangeError("training data holds no examples");
+  return makeBatch(
+    data.encoded,
+    batchIndices(n, Math.min(recipe.batchSize, n), seed, step),
+    PAD_ID,
+  );
+}
+
+export interface LossOptions {
+  depth: DepthDraw;
+  /** Loss after each of the last `supervisedDepths` gradient iterations, averaged. */
+  supervisedDepths: number;
+  init: StateInitOption;
+}
+
+/**
+ * The objective on one batch with truncated backprop: `depth.noGradSteps` iterations off the
+ * tape, then `depth.gradSteps` on it; cross-entropy read out after each of the last
+ * `supervisedDepths` of them (at least the final state). Returns the graph's loss and the
+ * final-depth loss value.
+ */
+export function batchLoss(
+  model: RavenModel,
+  batch: Batch,
+  o: LossOptions,
+): { objective: Tensor; finalLoss: number } {
+  const ctx: ForwardContext = {
+    batch: batch.batch,
+    seqLen: batch.seqLen,
+    positions: Int32Array.from({ length: batch.seqLen }, (_, i) => i),
+  };
+  const e = embedInputs(model, batch.inputIds, ctx);
+  let s = initializeState(model, e, o.init);
+  const { noGradSteps: n, gradSteps: k } = o.depth;
+  noGrad(() => {
+    for (let t = 0; t < n; t++) s = iterateOneStep(model, s, e, t, ctx);
+  });
+  const supervised = Math.max(1, Math.min(o.supervisedDepths, k));
+  const losses: Tensor[] = [];
+  for (let t = n; t < n + k; t++) {
+    s = iterateOneStep(model, s, e, t, ctx);
+    if (t >= n + k - supervised) {
+      losses.push(crossEntropy(predictFromLatents(model, s, ctx).logits, batch.labels));
+    }
+  }
+  if (losses.length === 0) {
+    losses.push(crossEntropy(predictFromLatents(model, s, ctx).logits, batch.labels));
+  }
+  const finalLoss = losses[losses.length - 1].data[0];
+  let total = losses[0];
+  for (const l of losses.slice(1)) total = add(total, l);
+  const objective = losses.length === 1 ? total : scale(total, 1 / losses.length);
+  return { objective, finalLoss };
+}
+
+/** The initial-state option of step `step` (the config's state_init, seeded per step). */
+export function stateInitAt(model: RavenModel, seed: number, step: number): StateInitOption {
+  const mode = model.config.stateInit;
+  return mode === "zero" ? { mode } : { mode, rng: new Rng(mix(seed, STATE_SALT, step)) };
+}
+
+/** One optimizer step on `data`; advances `state` and returns what happened. */
+export function trainStep(state: TrainState, recipe: Recipe, data: TrainData): StepMetrics {
+  const { model, seed, step } = state;
+  const params = trainableParams(model);
+  const depth = depthAt(model, recipe, seed, step);
+  const batch = batchAt(data, recipe, seed, step);
+  const tokens = batch.labels.reduce((a, l) => a + (l >= 0 ? 1 : 0), 0);
+  const lr = lrAt(recipe, step, state.totalSteps);
+  for (const [, t] of namedParameters(model.params)) t.grad = null;
+  const { objective, finalLoss } = batchLoss(model, batch, {
+    depth,
+    supervisedDepths: recipe.supervisedDepths,
+    init: stateInitAt(model, seed, step),
+  });
+  backward(objective);
+  const gradNorm =
+    recipe.gradClip > 0 ? clipGradNorm(params, recipe.gradClip) : clipGradNorm(params, Infinity);
+  const skipped = !Number.isFinite(gradNorm) || !Number.isFinite(objective.data[0]);
+  if (!skipped) optimizerOf(recipe).step(params, state.opt, lr);
+  else state.opt.step += 1; // keep the optimizer's step count aligned with the run's
+  for (const [, t] of namedParameters(model.params)) t.grad = null;
+  state.step += 1;
+  state.tokens += tokens;
+  return {
+    step: state.step,
+    loss: finalLoss,
+    objective: objective.data[0],
+    lr,
+    gradNorm,
+    noGradSteps: depth.noGradSteps,
+    gradSteps: depth.gradSteps,
+    tokens,
+    inputTokens: batch.batch * batch.seqLen,
+    skipped,
+  };
+}
+
+export interface LoopHooks {
+  /** Checked before every step; true ends the loop (time budget, Ctrl-C, max steps). */
+  shouldStop(state: TrainState): boolean;
+  onStep?(m: StepMetrics, state: TrainState): void | Promise<void>;
+}
+
+/**
+ * Steps until `state.step` reaches `state.totalSteps` or `shouldStop` says so. Yields to the event
+ * loop between steps (so signal handlers and timers run). Returns the number of steps taken.
+ */
+export async function trainLoop(
+  state: TrainState,
+  recipe: Recipe,
+  data: TrainData,
+  hooks: LoopHooks,
+): Promise<number> {
+  let taken = 0;
+  while (state.step < state.totalSteps && !hooks.shouldStop(state)) {
+    const m = trainStep(state, recipe, data);
+    taken++;
+    await hooks.onStep?.(m, state);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return taken;
+}

@@ -1,0 +1,160 @@
+// `loom train`, `loom eval`, `loom data` end to end through bin/loom.js, and their errors.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+
+const bin = new URL("../bin/loom.js", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "loom-train-cli-"));
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function loom(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, LOOM_BACKEND: "js" },
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tiny = ["--n_embd", "32", "--batch-size", "4", "--count", "64", "--eval-every", "100"];
+
+function losses(run: string): number[] {
+  return readFileSync(join(run, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.includes('"type":"step"'))
+    .map((l) => (JSON.parse(l) as { loss: number }).loss);
+}
+
+test("loom data writes a task split as JSONL", () => {
+  const out = join(dir, "parity-test.jsonl");
+  const r = loom("data", "--task", "parity", "--split", "test", "--count", "12", "--out", out);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = readFileSync(out, "utf8").trim().split("\n");
+  assert.equal(lines.length, 12);
+  const ex = JSON.parse(lines[0]) as { prompt: string; answer: string; difficulty: number };
+  assert.equal(typeof ex.prompt, "string");
+  assert.equal(typeof ex.difficulty, "number");
+});
+
+test("loom train --task, loom eval --json, and --resume reproducing the straight run", () => {
+  const a = join(dir, "a");
+  let r = loom("train", "--task", "parity", "--max-steps", "4", "--out", a, "--quiet", ...tiny);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json", "optimizer.safetensors"]) {
+    assert.ok(existsSync(join(a, f)), f);
+  }
+  const b = join(dir, "b");
+  r = loom(
+    "train",
+    "--task",
+    "parity",
+    "--max-steps",
+    "4",
+    "--stop-after",
+    "2",
+    "--out",
+    b,
+    "--quiet",
+    ...tiny,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  r = loom("train", "--resume", b, "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(losses(b), losses(a));
+  assert.deepEqual(
+    readFileSync(join(b, "model.safetensors")),
+    readFileSync(join(a, "model.safetensors")),
+  );
+
+  r = loom("train", "--task", "parity", "--max-steps", "4", "--out", a, "--quiet");
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /already holds a training run/);
+
+  const json = join(dir, "eval.json");
+  r = loom(
+    "eval",
+    "--model",
+    a,
+    "--data",
+    join(a, "test.jsonl"),
+    "--steps",
+    "1,2",
+    "--limit",
+    "8",
+    "--json",
+    json,
+    "--quiet",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(readFileSync(json, "utf8")) as { results: Record<string, unknown>[] };
+  assert.ok(out.results.some((x) => x.difficulty === null && x.steps === 2));
+  for (const row of out.results) {
+    assert.deepEqual(Object.keys(row).sort(), [
+      "accuracy",
+      "count",
+      "difficulty",
+      "meanSteps",
+      "steps",
+    ]);
+  }
+});
+
+test("a bad JSONL line fails with file:line and writes nothing", () => {
+  const data = join(dir, "bad.jsonl");
+  writeFileSync(data, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": ""}\n');
+  const out = join(dir, "bad-run");
+  const r = loom("train", "--data", data, "--max-steps", "2", "--out", out, "--quiet");
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /bad\.jsonl:2: "answer" is empty/);
+  assert.equal(r.stderr.trim().split("\n").length, 1);
+  assert.ok(!existsSync(out));
+});
+
+test("unknown flags, settings and a config that does not fit are one-line errors", () => {
+  let r = loom("eval", "--model", dir, "--data", "x.jsonl", "--bogus", "1");
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown flag --bogus/);
+  r = loom(
+    "train",
+    "--task",
+    "parity",
+    "--out",
+    join(dir, "x"),
+    "--max-steps",
+    "1",
+    "--bogus",
+    "1",
+  );
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown setting "bogus"/);
+  r = loom(
+    "train",
+    "--task",
+    "parity",
+    "--out",
+    join(dir, "y"),
+    "--max-steps",
+    "1",
+    "--block_size",
+    "8",
+  );
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /block_size/);
+  r = loom(
+    "train",
+    "--task",
+    "parity",
+    "--out",
+    join(dir, "z"),
+    "--max-steps",
+    "1",
+    "--n_heads",
+    "5",
+  );
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /n_heads/);
+});

@@ -1,0 +1,180 @@
+// The trainer: truncated-backprop gradient invariants, a short run that lowers the loss, the
+// depth schedule's statistics, and bit-exact resume through a checkpoint on disk.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { encodeExample } from "../src/data/example.ts";
+import { generateTask } from "../src/data/tasks/index.ts";
+import { buildCharTokenizer, paddedVocabSize } from "../src/data/tokenizer.ts";
+import { namedParameters } from "../src/model/checkpoint.ts";
+import { type ModelConfig, presets } from "../src/model/config.ts";
+import { initModel } from "../src/model/model.ts";
+import { loadCheckpoint, saveCheckpoint } from "../src/node/checkpoint-io.ts";
+import { Rng } from "../src/tensor/random.ts";
+import { backward } from "../src/tensor/tensor.ts";
+import { type Recipe, defaultRecipe, drawDepth } from "../src/train/recipe.ts";
+import {
+  type TrainData,
+  type TrainState,
+  batchAt,
+  batchLoss,
+  createTrainState,
+  trainLoop,
+  trainStep,
+} from "../src/train/trainer.ts";
+
+const examples = generateTask("parity", {
+  split: "train",
+  count: 64,
+  seed: 0,
+  difficulties: [2, 3],
+});
+const tok = buildCharTokenizer(examples.flatMap((e) => [e.prompt, e.answer]));
+const data: TrainData = { kind: "examples", encoded: examples.map((e) => encodeExample(tok, e)) };
+
+function tinyConfig(over: Partial<ModelConfig> = {}): ModelConfig {
+  return {
+    ...presets.tiny,
+    nEmbd: 32,
+    nHeads: 2,
+    intermediateSize: 64,
+    vocabSize: tok.vocabSize,
+    paddedVocabSize: paddedVocabSize(tok.vocabSize),
+    blockSize: 16,
+    meanRecurrence: 3,
+    meanBackpropDepth: 2,
+    ...over,
+  };
+}
+
+const recipe: Recipe = { ...defaultRecipe, batchSize: 8, lr: 3e-3, supervisedDepths: 2 };
+
+test("gradSteps = 0: prelude, adapter and core get exactly zero gradient; coda and head do not", () => {
+  const model = initModel(tinyConfig({ injectionType: "linear" }), new Rng(1));
+  const batch = batchAt(data, recipe, 0, 0);
+  const { objective } = batchLoss(model, batch, {
+    depth: { noGradSteps: 3, gradSteps: 0 },
+    supervisedDepths: 2,
+    init: { mode: "like-init", rng: new Rng(2) },
+  });
+  backward(objective);
+  let codaNonZero = false;
+  for (const [key, t] of namedParameters(model.params)) {
+    const g = t.grad ?? new Float32Array(t.size);
+    const zero = g.every((x) => x === 0);
+    if (/prelude|adapter|core_block/.test(key)) assert.ok(zero, `${key} has a gradient`);
+    if (key.includes("coda") && !zero) codaNonZero = true;
+  }
+  assert.ok(codaNonZero, "the coda should get a gradient");
+});
+
+test("gradSteps = k: the core and adapter get gradient; only the last k iterations matter", () => {
+  const model = initModel(tinyConfig({ injectionType: "linear" }), new Rng(1));
+  const batch = batchAt(data, recipe, 0, 0);
+  const { objective } = batchLoss(model, batch, {
+    depth: { noGradSteps: 2, gradSteps: 1 },
+    supervisedDepths: 1,
+    init: { mode: "zero" },
+  });
+  backward(objective);
+  const adapter = namedParameters(model.params).find(([k]) => k === "transformer.adapter.weight");
+  assert.ok(adapter?.[1].grad?.some((x) => x !== 0));
+  const core = namedParameters(model.params).filter(([k]) => k.includes("core_block"));
+  assert.ok(core.every(([, t]) => t.grad?.some((x) => x !== 0)));
+});
+
+test("uniform depth draws: total in [1, 2r̄-1] with mean ≈ r̄, k = min(k̄, total), deterministic", () => {
+  let sum = 0;
+  const n = 4000;
+  for (let step = 0; step < n; step++) {
+    const d = drawDepth("uniform", 8, 4, 7, step);
+    const total = d.noGradSteps + d.gradSteps;
+    assert.ok(total >= 1 && total <= 15);
+    assert.equal(d.gradSteps, Math.min(4, total));
+    sum += total;
+  }
+  assert.ok(Math.abs(sum / n - 8) < 0.2, `mean ${sum / n}`);
+  assert.deepEqual(drawDepth("uniform", 8, 4, 7, 123), drawDepth("uniform", 8, 4, 7, 123));
+  const fixed = drawDepth("fixed", 8, 4, 7, 5);
+  assert.deepEqual(fixed, { noGradSteps: 4, gradSteps: 4 });
+});
+
+test("a short run lowers the loss", async () => {
+  const model = initModel(tinyConfig(), new Rng(3));
+  const state = createTrainState(model, recipe, 0, 30);
+  const losses: number[] = [];
+  await trainLoop(state, recipe, data, {
+    shouldStop: () => false,
+    onStep: (m) => {
+      losses.push(m.loss);
+    },
+  });
+  assert.equal(losses.length, 30);
+  const first = (losses[0] + losses[1] + losses[2]) / 3;
+  const last = (losses[27] + losses[28] + losses[29]) / 3;
+  assert.ok(last < 0.6 * first, `loss ${first} -> ${last}`);
+});
+
+function weights(state: TrainState): Float32Array[] {
+  return namedParameters(state.model.params).map(([, t]) => t.data.slice());
+}
+
+test("resume: N steps == N/2 steps, save, load, N/2 steps (bit-identical losses and weights)", async () => {
+  const N = 6;
+  const straight = createTrainState(initModel(tinyConfig(), new Rng(5)), recipe, 11, N);
+  const lossesA: number[] = [];
+  for (let i = 0; i < N; i++) lossesA.push(trainStep(straight, recipe, data).loss);
+
+  const first = createTrainState(initModel(tinyConfig(), new Rng(5)), recipe, 11, N);
+  const lossesB: number[] = [];
+  await trainLoop(first, recipe, data, {
+    shouldStop: (s) => s.step >= N / 2,
+    onStep: (m) => {
+      lossesB.push(m.loss);
+    },
+  });
+  const dir = mkdtempSync(join(tmpdir(), "loom-resume-"));
+  try {
+    const ckDir = join(dir, "run");
+    saveCheckpoint(ckDir, {
+      model: first.model,
+      opt: first.opt,
+      tokenizer: tok.toJSON(),
+      state: {
+        version: 1,
+        step: first.step,
+        totalSteps: first.totalSteps,
+        seed: first.seed,
+        tokens: first.tokens,
+        elapsedSeconds: 0,
+        recipe: { ...recipe },
+        data: { kind: "test" },
+        timeBudgetSeconds: null,
+        finished: false,
+        rng: { scheme: "seed-step", seed: first.seed, step: first.step },
+      },
+    });
+    saveCheckpoint(ckDir, loadCheckpoint(ckDir)); // a second save replaces the first atomically
+    const ck = loadCheckpoint(ckDir);
+    const resumed: TrainState = {
+      model: ck.model,
+      opt: ck.opt,
+      step: ck.state.step,
+      totalSteps: ck.state.totalSteps,
+      seed: ck.state.seed,
+      tokens: ck.state.tokens,
+    };
+    while (resumed.step < N) lossesB.push(trainStep(resumed, recipe, data).loss);
+    assert.deepEqual(lossesB, lossesA);
+    const wa = weights(straight);
+    const wb = weights(resumed);
+    wa.forEach((w, i) => {
+      assert.deepEqual(wb[i], w);
+    });
+    assert.equal(resumed.opt.step, straight.opt.step);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
