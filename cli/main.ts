@@ -2,6 +2,7 @@
  * `loom <command> [flags]`. Dispatch only: each command lives in cli/commands/<name>.ts.
  * Errors the user can fix (a flag, a file, a config field) print one line and exit 2.
  */
+import { selectBackend } from "../src/node/native.ts";
 import { CliError, formatHelp, parseFlags } from "./args.ts";
 import { commands } from "./commands/index.ts";
 
@@ -40,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
+    selectBackend(); // native when it loads (LOOM_BACKEND=js|native overrides), else TypeScript
     const bare = cmd.positional !== undefined && rest.length > 0 && !rest[0].startsWith("-");
     const args = bare ? [`--${cmd.positional ?? ""}`, ...rest] : rest;
     await cmd.run(parseFlags(cmd.name, cmd.flags, args, cmd.allowOverrides ?? false));
