@@ -19,7 +19,9 @@ if (out.loss === null) throw new Error("labels were given, so there is a loss");
 backward(out.loss);
 
 console.log(`logits [${logits.shape.join(", ")}], latents [${latentStates.shape.join(", ")}]`);
-console.log(`loss ${out.loss.data[0].toFixed(4)}, |grad wte| ${norm(model.params.wte.grad).toFixed(4)}`);
+console.log(
+  `loss ${out.loss.data[0].toFixed(4)}, |grad wte| ${norm(model.params.wte.grad).toFixed(4)}`,
+);
 
 function norm(g: Float32Array | null): number {
   return Math.hypot(...(g ?? []));
