@@ -3,21 +3,21 @@
 //
 // gemm_naive is the definition. gemm computes the same sums in blocks (Goto / BLIS style,
 // with the roles of A and B swapped for row-major C):
-//   tasks:   C is cut into (mc, nc) blocks, shared out over the pool (no barriers: each task
-//            packs its own B block; that repeats O(k·n) copying per row block, ~1% of the work)
+//   tasks:   C is cut into (mc, nc) blocks, two per thread (no barriers: each task packs its
+//            own B block; that repeats O(k·n) copying per row block, ~1% of the work)
 //   pc loop: a (kc, nc) slice of op(B) is packed into NR-wide panels (stays in L2)
 //   ir loop: an (MR, kc) sliver of op(A) is packed (stays in L1)
 //   jr loop: the micro-kernel computes an (MR, NR) tile of C, streaming a B panel from L2.
 // Edge tiles go through a small buffer. With m <= 4 (decoding), packing costs as much as
 // the arithmetic, so gemm_rows computes rows of C directly from A and B instead.
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "loom.h"
 
-#define KC 384      // depth of a packed slice: A sliver 18 KiB (L1), B panel 48 KiB (L2)
-#define NC 512      // width of a B block: kc·nc·4 = 768 KiB (L2)
-#define MC_MAX 192  // rows of C per task
+#define KC 256  // depth of a packed slice: A sliver 12 KiB + the B panel it meets 32 KiB (L1)
+#define NC 768  // width of a B block: kc·nc·4 = 768 KiB (L2)
 #define MR_MAX 16
 #define NR_MAX 32
 
@@ -71,12 +71,16 @@ typedef struct {
   const char *isa;
 } Kernel;
 
+// The widest micro-kernel the CPU runs; LOOM_ISA=avx2|generic caps it (to test the others).
 static Kernel pick_kernel(void) {
 #if defined(__x86_64__) || defined(__i386__)
+  const char *cap = getenv("LOOM_ISA");
+  int level = !cap ? 2 : strcmp(cap, "avx2") == 0 ? 1 : strcmp(cap, "generic") == 0 ? 0 : 2;
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
+  int fma = __builtin_cpu_supports("fma");
+  if (level >= 2 && fma && __builtin_cpu_supports("avx512f"))
     return (Kernel){kernel_avx512, 12, 32, "avx512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+  if (level >= 1 && fma && __builtin_cpu_supports("avx2"))
     return (Kernel){kernel_avx2, 6, 16, "avx2"};
 #endif
   return (Kernel){kernel_generic, 6, 8, "generic"};
@@ -106,9 +110,11 @@ static void pack_b(float *bp, const float *b, int n, int k, int trans_b, int pc,
         memset(dst + cols, 0, (nr - cols) * sizeof(float));
       }
     } else {
-      for (int jj = 0; jj < nr; jj++) {
-        const float *src = b + (size_t)(j0 + jp + jj) * k + pc;
-        for (int p = 0; p < kc; p++) bp[(size_t)p * nr + jj] = jj < cols ? src[p] : 0.0f;
+      for (int p = 0; p < kc; p++) {
+        const float *src = b + (size_t)(j0 + jp) * k + pc + p;
+        float *dst = bp + (size_t)p * nr;
+        for (int jj = 0; jj < cols; jj++) dst[jj] = src[(size_t)jj * k];
+        for (int jj = cols; jj < nr; jj++) dst[jj] = 0.0f;
       }
     }
   }
@@ -123,10 +129,12 @@ static void pack_a(float *ap, const float *a, int m, int k, int trans_a, int i, 
       memset(ap + (size_t)p * mr + rows, 0, (mr - rows) * sizeof(float));
     }
   } else {
-    for (int ii = 0; ii < mr; ii++) {
+    for (int ii = 0; ii < rows; ii++) {
       const float *src = a + (size_t)(i + ii) * k + pc;
-      for (int p = 0; p < kc; p++) ap[(size_t)p * mr + ii] = ii < rows ? src[p] : 0.0f;
+      for (int p = 0; p < kc; p++) ap[(size_t)p * mr + ii] = src[p];
     }
+    for (int ii = rows; ii < mr; ii++)
+      for (int p = 0; p < kc; p++) ap[(size_t)p * mr + ii] = 0.0f;
   }
 }
 
@@ -214,29 +222,24 @@ void gemm(float *c, const float *a, const float *b, int m, int n, int k, int tra
     if (!accumulate) memset(c, 0, (size_t)m * n * sizeof(float));
     return;
   }
-  double work = (double)m * n * k;
+  double work = 2.0 * m * n * k;
   if (m <= 4) {
-    int tasks = pool_tasks(work, 1 << 19, (n + 63) / 64);
+    int tasks = pool_parallel(work) ? pool_split((n + 63) / 64) : 1;
     int chunk = ((n + tasks - 1) / tasks + 15) / 16 * 16;
     RowsJob job = {c, a, b, m, n, k, trans_a, trans_b, accumulate, chunk};
-    pool_run(gemm_rows, &job, (n + chunk - 1) / chunk);
+    pool_run(gemm_rows, &job, (n + chunk - 1) / chunk, work);
     return;
   }
-  // Blocks: nc evenly split under NC; mc up to MC_MAX rows, smaller when that leaves threads idle.
+  // Blocks: nc evenly split under NC; rows split only to give every thread two tasks.
   int col_blocks = (n + NC - 1) / NC;
   int nc = ((n + col_blocks - 1) / col_blocks + kern.nr - 1) / kern.nr * kern.nr;
   col_blocks = (n + nc - 1) / nc;
   int slivers = (m + kern.mr - 1) / kern.mr;
-  int want = pool_tasks(work, 1 << 20, 1 << 20);  // 1 when small: no threads
-  int row_blocks = (m + MC_MAX - 1) / MC_MAX;
-  if (row_blocks * col_blocks < want) row_blocks = (want + col_blocks - 1) / col_blocks;
+  int want = pool_parallel(work) ? 2 * pool_threads() : 1;
+  int row_blocks = (want + col_blocks - 1) / col_blocks;
   if (row_blocks > slivers) row_blocks = slivers;
   int mc = (slivers + row_blocks - 1) / row_blocks * kern.mr;
   row_blocks = (m + mc - 1) / mc;
   GemmJob job = {c, a, b, m, n, k, trans_a, trans_b, accumulate, mc, nc, col_blocks};
-  if (want > 1) {
-    pool_run(gemm_block, &job, row_blocks * col_blocks);
-    return;
-  }
-  for (int t = 0; t < row_blocks * col_blocks; t++) gemm_block(&job, t);
+  pool_run(gemm_block, &job, row_blocks * col_blocks, work);
 }

@@ -18,12 +18,19 @@
 // ---- pool.c: one process-wide thread pool ----
 typedef void (*task_fn)(void *ctx, int task);
 void pool_init(void);    // idempotent; sizes the pool from LOOM_THREADS or the usable cores
-int pool_threads(void);  // threads a pool_run computes with, the caller included
-// Runs fn(ctx, t) for every t in [0, ntasks) across the pool and returns when all are done.
-// Runs serially on the caller when ntasks <= 1 or the pool is busy with another JS thread.
-void pool_run(task_fn fn, void *ctx, int ntasks);
-// How many tasks to split `work` units into: 1 below `grain`, else up to 4 per thread.
-int pool_tasks(double work, double grain, int max_tasks);
+int pool_threads(void);  // threads a parallel pool_run computes with, the caller included
+// Whether `work` (~flops) is worth waking the pool for: below ~1e6 the wake-up costs more.
+int pool_parallel(double work);
+// Runs fn(ctx, t) for every t in [0, ntasks) and returns when all are done: across the pool
+// when pool_parallel(work), else (or when another JS thread holds the pool) on the caller.
+void pool_run(task_fn fn, void *ctx, int ntasks, double work);
+// How many tasks to cut `items` independent rows into: up to 4 per thread.
+int pool_split(int items);
+// Task t of n covers items [*lo, *hi).
+static inline void task_range(int t, int n, int items, int *lo, int *hi) {
+  *lo = (int)((long long)items * t / n);
+  *hi = (int)((long long)items * (t + 1) / n);
+}
 // A 64-byte aligned, grow-only buffer owned by the calling OS thread; `slot` 0..2.
 float *pool_scratch(int slot, size_t nfloats);
 
@@ -89,5 +96,30 @@ static inline float dot(const float *a, const float *b, int n) {
   float t = 0;
   for (int l = 0; l < 16; l++) t += s[l];
   for (; i < n; i++) t += a[i] * b[i];
+  return t;
+}
+
+// Σ a[i], in 16 partial sums like dot().
+static inline float sum_of(const float *a, int n) {
+  float s[16] = {0};
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; l++) s[l] += a[i + l];
+  float t = 0;
+  for (int l = 0; l < 16; l++) t += s[l];
+  for (; i < n; i++) t += a[i];
+  return t;
+}
+
+// max a[i] (-inf when n == 0), in 16 lanes.
+static inline float max_of(const float *a, int n) {
+  float s[16];
+  for (int l = 0; l < 16; l++) s[l] = -__builtin_inff();
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; l++) s[l] = a[i + l] > s[l] ? a[i + l] : s[l];
+  float t = -__builtin_inff();
+  for (int l = 0; l < 16; l++) t = s[l] > t ? s[l] : t;
+  for (; i < n; i++) t = a[i] > t ? a[i] : t;
   return t;
 }

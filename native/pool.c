@@ -1,6 +1,8 @@
 // One process-wide thread pool: pool_threads() - 1 workers plus the calling thread.
-// Workers spin briefly after a job (back-to-back kernel calls restart fast), then sleep on a
-// condition variable. A job is a task count; threads claim task indices from an atomic counter.
+// A job is a task count; threads claim task indices under `lock` and run them outside it.
+// The caller waits for the tasks to be done, not for the workers to wake: a worker that wakes
+// late (the machine is busy) finds the job finished, or the next one, and does no harm.
+// Workers spin briefly after a job (back-to-back kernel calls restart fast), then sleep.
 // Created once at load time; never a thread per call. LOOM_THREADS=n overrides the core count.
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -13,19 +15,19 @@
 #include "loom.h"
 
 #define MAX_THREADS 64
-#define SPIN_ITERS 20000  // ~50-100 µs of pause instructions before a worker sleeps
+#define SPIN_ITERS 4000        // pause instructions (~20-80 µs) before a worker sleeps
+#define MIN_PARALLEL_WORK 1e6  // ~flops: below ~10 µs of work, waking a thread costs more
 
 static int nthreads = 1;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;  // one job at a time
-static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;      // guards the job fields below
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static atomic_uint generation;  // bumped once per job
-static atomic_int next_task;    // next task index to claim
-static atomic_int running;      // workers not yet done with the current job
+static atomic_uint generation;  // bumped once per job (under lock); workers spin on it
 static task_fn job_fn;
 static void *job_ctx;
-static int job_tasks;
+static int job_tasks, next_task;
+static atomic_int done_tasks;
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -35,34 +37,42 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void drain(void) {
-  for (int t; (t = atomic_fetch_add(&next_task, 1)) < job_tasks;) job_fn(job_ctx, t);
+// Claims and runs tasks of the current job until none is left; call with `lock` held.
+static void drain_locked(void) {
+  while (next_task < job_tasks) {
+    int t = next_task++;
+    task_fn fn = job_fn;
+    void *ctx = job_ctx;
+    pthread_mutex_unlock(&lock);
+    fn(ctx, t);
+    atomic_fetch_add_explicit(&done_tasks, 1, memory_order_release);
+    pthread_mutex_lock(&lock);
+  }
 }
 
 static void *worker_main(void *arg) {
   (void)arg;
-  unsigned seen = atomic_load(&generation);
+  unsigned seen = 0;
   for (;;) {
-    unsigned g = atomic_load_explicit(&generation, memory_order_acquire);
-    for (int spin = 0; g == seen && spin < SPIN_ITERS; spin++) {
+    for (int spin = 0; spin < SPIN_ITERS; spin++) {
+      if (atomic_load_explicit(&generation, memory_order_relaxed) != seen) break;
       cpu_relax();
-      g = atomic_load_explicit(&generation, memory_order_acquire);
     }
-    if (g == seen) {
-      pthread_mutex_lock(&wake_lock);
-      while ((g = atomic_load(&generation)) == seen) pthread_cond_wait(&wake, &wake_lock);
-      pthread_mutex_unlock(&wake_lock);
-    }
-    seen = g;
-    drain();
-    atomic_fetch_sub_explicit(&running, 1, memory_order_release);
+    pthread_mutex_lock(&lock);
+    while (atomic_load_explicit(&generation, memory_order_relaxed) == seen)
+      pthread_cond_wait(&wake, &lock);
+    seen = atomic_load_explicit(&generation, memory_order_relaxed);
+    drain_locked();
+    pthread_mutex_unlock(&lock);
   }
   return NULL;
 }
 
 static int usable_cores(void) {
-  cpu_set_t set;
+#ifdef __linux__
+  cpu_set_t set;  // the cores this process may run on (taskset, cgroup cpusets)
   if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+#endif
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (int)n : 1;
 }
@@ -70,8 +80,7 @@ static int usable_cores(void) {
 static void init(void) {
   const char *env = getenv("LOOM_THREADS");
   int n = env && atoi(env) > 0 ? atoi(env) : usable_cores();
-  n = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
-  nthreads = 1;
+  n = n > MAX_THREADS ? MAX_THREADS : n;
   for (int i = 1; i < n; i++) {
     pthread_t t;
     if (pthread_create(&t, NULL, worker_main, NULL) != 0) break;
@@ -84,28 +93,30 @@ void pool_init(void) { pthread_once(&init_once, init); }
 
 int pool_threads(void) { return nthreads; }
 
-int pool_tasks(double work, double grain, int max_tasks) {
-  if (nthreads == 1 || work < grain) return 1;
-  int t = work / grain < 4.0 * nthreads ? (int)(work / grain) : 4 * nthreads;
-  return t < 1 ? 1 : t > max_tasks ? max_tasks : t;
-}
+int pool_parallel(double work) { return nthreads > 1 && work >= MIN_PARALLEL_WORK; }
 
-void pool_run(task_fn fn, void *ctx, int ntasks) {
-  if (ntasks <= 1 || nthreads == 1 || pthread_mutex_trylock(&run_lock) != 0) {
+int pool_split(int items) { return items < 4 * nthreads ? (items > 0 ? items : 1) : 4 * nthreads; }
+
+void pool_run(task_fn fn, void *ctx, int ntasks, double work) {
+  if (ntasks <= 1 || !pool_parallel(work) || pthread_mutex_trylock(&run_lock) != 0) {
     for (int t = 0; t < ntasks; t++) fn(ctx, t);
     return;
   }
+  pthread_mutex_lock(&lock);
   job_fn = fn;
   job_ctx = ctx;
   job_tasks = ntasks;
-  atomic_store(&next_task, 0);
-  atomic_store(&running, nthreads - 1);
-  pthread_mutex_lock(&wake_lock);
-  atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+  next_task = 0;
+  atomic_store(&done_tasks, 0);
+  atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
   pthread_cond_broadcast(&wake);
-  pthread_mutex_unlock(&wake_lock);
-  drain();
-  while (atomic_load_explicit(&running, memory_order_acquire) > 0) cpu_relax();
+  drain_locked();
+  pthread_mutex_unlock(&lock);
+  // the last tasks may still run on workers; yield the core if one of them was preempted
+  for (int spin = 0; atomic_load_explicit(&done_tasks, memory_order_acquire) < ntasks; spin++) {
+    if (spin < SPIN_ITERS) cpu_relax();
+    else sched_yield();
+  }
   pthread_mutex_unlock(&run_lock);
 }
 

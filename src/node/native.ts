@@ -1,0 +1,164 @@
+// The native backend in Node: loads the N-API addon that `npm install` builds from native/
+// (scripts/build-native.js) and wraps it as a Backend. selectBackend() picks the backend for
+// the process: LOOM_BACKEND=js|native when set, else native when the addon loads, else js.
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import type { AttentionShape, Backend } from "../backend/backend.ts";
+import { jsBackend } from "../backend/js/index.ts";
+import { useBackend } from "../backend/select.ts";
+
+const addonPath = fileURLToPath(
+  new URL("../../native/build/Release/loom_native.node", import.meta.url),
+);
+const buildErrorPath = fileURLToPath(new URL("../../native/build/error.txt", import.meta.url));
+
+/** The addon's exports (native/addon.c): the kernels with their shapes spread into numbers. */
+interface Addon {
+  readonly threads: number;
+  readonly isa: string; // the GEMM micro-kernel in use: "avx512" | "avx2" | "generic"
+  gemm(
+    c: Float32Array,
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    accumulate: boolean,
+  ): void;
+  attentionForward(
+    out: Float32Array,
+    probs: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    ...shape: AttentionArgs
+  ): void;
+  attentionBackward(
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    dout: Float32Array,
+    probs: Float32Array,
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    ...shape: AttentionArgs
+  ): void;
+  rmsNormForward: Backend["rmsNormForward"];
+  rmsNormBackward: Backend["rmsNormBackward"];
+  rope: Backend["rope"];
+  swigluForward: Backend["swigluForward"];
+  swigluBackward: Backend["swigluBackward"];
+  crossEntropy: Backend["crossEntropy"];
+  adamw(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void;
+}
+
+/** batch, heads, headDim, tq, tk, qPos, kPos, keyMask */
+type AttentionArgs = [
+  number,
+  number,
+  number,
+  number,
+  number,
+  Int32Array | null,
+  Int32Array | null,
+  Uint8Array | null,
+];
+
+export interface NativeBackend extends Backend {
+  readonly name: "native";
+  /** The GEMM micro-kernel picked at load time: "avx512", "avx2" or "generic". */
+  readonly isa: string;
+}
+
+function wrap(addon: Addon): NativeBackend {
+  return {
+    name: "native",
+    threads: addon.threads,
+    isa: addon.isa,
+    gemm: (c, a, b, s) => {
+      addon.gemm(c, a, b, s.m, s.n, s.k, s.transA, s.transB, s.accumulate);
+    },
+    attentionForward: (out, probs, q, k, v, s) => {
+      addon.attentionForward(out, probs, q, k, v, ...attentionArgs(s));
+    },
+    attentionBackward: (dq, dk, dv, dout, probs, q, k, v, s) => {
+      addon.attentionBackward(dq, dk, dv, dout, probs, q, k, v, ...attentionArgs(s));
+    },
+    rmsNormForward: addon.rmsNormForward,
+    rmsNormBackward: addon.rmsNormBackward,
+    rope: addon.rope,
+    swigluForward: addon.swigluForward,
+    swigluBackward: addon.swigluBackward,
+    crossEntropy: addon.crossEntropy,
+    adamw: (p, g, m, v, h) => {
+      addon.adamw(p, g, m, v, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.step);
+    },
+  };
+}
+
+function attentionArgs(s: AttentionShape): AttentionArgs {
+  const { batch, heads, headDim, tq, tk } = s;
+  return [batch, heads, headDim, tq, tk, s.qPos ?? null, s.kPos ?? null, s.keyMask ?? null];
+}
+
+let loaded: { backend: NativeBackend } | { error: string } | undefined;
+
+/** The native backend, or why it is unavailable (the answer is computed once). */
+export function loadNativeBackend(): { backend: NativeBackend } | { error: string } {
+  loaded ??= load();
+  return loaded;
+}
+
+function load(): { backend: NativeBackend } | { error: string } {
+  if (!existsSync(addonPath)) {
+    const why = existsSync(buildErrorPath)
+      ? `its build failed: ${readFileSync(buildErrorPath, "utf8").trim()}`
+      : "it was never built";
+    return {
+      error: `native backend not built (${why}); run \`node scripts/build-native.js\` to build it`,
+    };
+  }
+  try {
+    const addon = createRequire(import.meta.url)(addonPath) as Addon;
+    return { backend: wrap(addon) };
+  } catch (e) {
+    return {
+      error: `native backend failed to load: ${e instanceof Error ? e.message : String(e)}`,
+    };
+  }
+}
+
+/**
+ * Picks and activates (useBackend) the backend for this process and returns it:
+ * LOOM_BACKEND=js or native forces one (native unavailable -> throws, saying why); otherwise
+ * native when it loads, else js (loadNativeBackend() then says why).
+ */
+export function selectBackend(): Backend {
+  const want = process.env.LOOM_BACKEND ?? "";
+  if (want !== "" && want !== "js" && want !== "native") {
+    throw new Error(`LOOM_BACKEND must be "js" or "native", not "${want}"`);
+  }
+  let chosen: Backend = jsBackend;
+  if (want !== "js") {
+    const native = loadNativeBackend();
+    if ("backend" in native) chosen = native.backend;
+    else if (want === "native") throw new Error(`LOOM_BACKEND=native: ${native.error}`);
+  }
+  useBackend(chosen);
+  return chosen;
+}
