@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    selectBackend(); // native when it loads (LOOM_BACKEND=js|native overrides), else TypeScript
+    useBestBackend();
     const bare = cmd.positional !== undefined && rest.length > 0 && !rest[0].startsWith("-");
     const args = bare ? [`--${cmd.positional ?? ""}`, ...rest] : rest;
     await cmd.run(parseFlags(cmd.name, cmd.flags, args, cmd.allowOverrides ?? false));
@@ -54,6 +54,15 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     throw err;
+  }
+}
+
+/** Native when it loads, else TypeScript; LOOM_BACKEND=js|native overrides (a bad value is the user's). */
+function useBestBackend(): void {
+  try {
+    selectBackend();
+  } catch (err) {
+    throw new CliError(`loom: ${(err as Error).message}`);
   }
 }
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { configFromJson, configToJson } from "../../src/model/config-json.ts";
 import { modelStats } from "../../src/model/stats.ts";
 import { backend } from "../../src/backend/select.ts";
+import { loadNativeBackend } from "../../src/node/native.ts";
 import { CliError, bool, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
 import { readJson } from "../io.ts";
@@ -39,6 +40,7 @@ export const infoCommand: Command = {
       kvBytesPerTokenBf16: s.kvBytesPerToken / 2,
       backend: backend().name,
       threads: backend().threads,
+      native: nativeStatus(),
     };
     if (bool(flags, "json")) {
       console.log(JSON.stringify(report, null, 2));
@@ -61,10 +63,18 @@ export const infoCommand: Command = {
     console.log(
       `kv cache      ${fmtBytes(s.kvBytesPerToken)} per token in f32, ${fmtBytes(s.kvBytesPerToken / 2)} in bf16 (${s.kvSlotsPerToken} slots)`,
     );
-    console.log(`backend       ${backend().name}, ${backend().threads} thread(s)`);
+    console.log(
+      `backend       ${backend().name}, ${backend().threads} thread(s); native: ${nativeStatus()}`,
+    );
     await Promise.resolve();
   },
 };
+
+/** The native addon's kernel set, or why it is not available. */
+function nativeStatus(): string {
+  const native = loadNativeBackend();
+  return "backend" in native ? `${native.backend.isa} kernels` : native.error;
+}
 
 function fmt(n: number): string {
   const units: [number, string][] = [
