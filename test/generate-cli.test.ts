@@ -93,3 +93,22 @@ test("bad flags exit non-zero with a one-line message", async () => {
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
   });
 });
+
+test("--sampler speculative and diffusion give plain greedy's tokens (zero state, exact)", () => {
+  const base = ["--model", dir, "--tokens", tokens, "--max-new-tokens", "5", "--steps", "6"];
+  const run = (...extra: string[]): Out => {
+    const r = loom(...base, "--init-state", "zero", ...extra);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as Out;
+  };
+  const plain = run();
+  const speculative = run("--sampler", "speculative", "--draft-steps", "2", "--lookahead", "3");
+  const diffusion = run("--sampler", "diffusion", "--inner-recurrence", "6");
+  for (const other of [speculative, diffusion]) {
+    assert.deepEqual(
+      other.outputs.map((o) => o.tokens),
+      plain.outputs.map((o) => o.tokens),
+    );
+  }
+  assert.ok(speculative.outputs.every((o) => o.steps.length === o.tokens.length));
+});

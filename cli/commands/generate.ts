@@ -4,6 +4,9 @@ import { writeFileSync } from "node:fs";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { exitNames, type ExitName } from "../../src/generate/exit.ts";
 import { type GenerateOptions, type TokenRecord, generate } from "../../src/generate/generate.ts";
+import { generateDiffusion } from "../../src/generate/diffusion.ts";
+import { generateSpeculative } from "../../src/generate/speculative.ts";
+import type { RavenModel } from "../../src/model/model.ts";
 import { lookupStrategies, type LookupStrategy } from "../../src/generate/kv-cache.ts";
 import type { SamplingOptions } from "../../src/generate/sampling.ts";
 import { loadModel } from "../../src/node/model-io.ts";
@@ -58,6 +61,26 @@ export const generateCommand: Command = {
       default: "full",
     },
     "share-budget": { type: "int", help: "KV sharing: K iterations reused modulo K" },
+    sampler: {
+      type: "string",
+      help: "decoder: plain (one token per pass), speculative (draft with fewer recurrences, verify in one pass) or diffusion (parallel wavefront)",
+      choices: ["plain", "speculative", "diffusion"],
+      default: "plain",
+    },
+    "draft-steps": { type: "int", help: "speculative: recurrences of the drafts", default: 4 },
+    lookahead: { type: "int", help: "speculative: drafted tokens per round", default: 8 },
+    "verification-threshold": {
+      type: "number",
+      help: "speculative: 1 = the verifier's argmax must equal the draft; < 1 = its probability ≥ threshold · max",
+      default: 1,
+    },
+    "inner-recurrence": { type: "int", help: "diffusion: core steps per outer step", default: 4 },
+    headway: { type: "int", help: "diffusion: new positions per outer step", default: 1 },
+    "freeze-threshold": {
+      type: "number",
+      help: "diffusion: freeze a position below this relative latent change",
+      default: 0.03,
+    },
     stream: { type: "boolean", help: "print tokens as produced, each with its step count" },
     json: { type: "string", help: "write {outputs: [{tokens, steps, text}]} here" },
   },
@@ -66,6 +89,15 @@ export const generateCommand: Command = {
     const tok = tokJson === null ? null : CharTokenizer.fromJSON(tokJson);
     const prompts = promptsOf(flags, tok);
     const o = optionsOf(flags);
+    const sampler = str(flags, "sampler") ?? "plain";
+    if (sampler !== "plain") {
+      report(
+        flags,
+        tok,
+        prompts.map((p) => parallelDecode(model, p, o, flags, sampler)),
+      );
+      return;
+    }
     const outputs = prompts.map((): { tokens: number[]; steps: number[] } => ({
       tokens: [],
       steps: [],
@@ -87,17 +119,73 @@ export const generateCommand: Command = {
       throw err;
     }
     if (stream) process.stdout.write("\n");
-    const result = {
-      outputs: outputs.map((x) => (tok ? { ...x, text: decodeSafe(tok, x.tokens) } : x)),
-    };
-    const out = str(flags, "json");
-    if (out !== undefined) writeFileSync(out, JSON.stringify(result) + "\n");
-    else if (!stream) console.log(JSON.stringify(result));
-    const all = outputs.flatMap((x) => x.steps);
-    const mean = all.reduce((a, b) => a + b, 0) / Math.max(1, all.length);
-    console.error(`loom generate: ${all.length} tokens, mean recurrences ${mean.toFixed(2)}`);
+    report(flags, tok, outputs, !stream);
   },
 };
+
+interface Output {
+  tokens: number[];
+  steps: number[];
+}
+
+/** Write {outputs} to --json (or stdout) and a one-line summary to stderr. */
+function report(flags: Flags, tok: CharTokenizer | null, outputs: Output[], print = true): void {
+  const result = {
+    outputs: outputs.map((x) => (tok ? { ...x, text: decodeSafe(tok, x.tokens) } : x)),
+  };
+  const out = str(flags, "json");
+  if (out !== undefined) writeFileSync(out, JSON.stringify(result) + "\n");
+  else if (print) console.log(JSON.stringify(result));
+  const all = outputs.flatMap((x) => x.steps);
+  const mean = all.reduce((a, b) => a + b, 0) / Math.max(1, all.length);
+  console.error(`loom generate: ${all.length} tokens, mean recurrences ${mean.toFixed(2)}`);
+}
+
+/**
+ * One prompt through the speculative or the diffusion decoder (batch 1 each). `steps` holds the
+ * prefill's count first, then the recurrences each new token's position received.
+ */
+function parallelDecode(
+  model: RavenModel,
+  prompt: number[],
+  o: GenerateOptions,
+  flags: Flags,
+  sampler: string,
+): Output {
+  if (o.exit !== "none" || o.warmStart) {
+    throw new CliError("loom generate: --exit and --warm-start work with --sampler plain only");
+  }
+  const common = {
+    maxNewTokens: o.maxNewTokens,
+    numSteps: o.numSteps,
+    init: o.init ?? "random",
+    seed: o.seed ?? 0,
+    sampling: o.sampling ?? { greedy: true },
+  };
+  if (sampler === "speculative") {
+    const r = generateSpeculative(model, prompt, {
+      ...common,
+      draftSteps: num(flags, "draft-steps") ?? 4,
+      lookahead: num(flags, "lookahead") ?? 8,
+      verificationThreshold: num(flags, "verification-threshold") ?? 1,
+      ...(o.lookup ? { lookup: o.lookup } : {}),
+      ...(o.sharing ? { sharing: o.sharing } : {}),
+    });
+    console.error(
+      `loom generate: speculative, ${r.accepted}/${r.drafted} drafts accepted in ${r.rounds} rounds`,
+    );
+    return { tokens: r.tokens, steps: r.tokens.map(() => o.numSteps) };
+  }
+  const r = generateDiffusion(model, prompt, {
+    ...common,
+    innerRecurrence: num(flags, "inner-recurrence") ?? 4,
+    headway: num(flags, "headway") ?? 1,
+    exitThreshold: num(flags, "freeze-threshold") ?? 0.03,
+    ...(o.sharing ? { sharing: o.sharing } : {}),
+  });
+  console.error(`loom generate: diffusion, ${r.tokens.length} tokens in ${r.outerSteps} passes`);
+  return { tokens: r.tokens, steps: [o.numSteps, ...r.iterations.slice(0, r.tokens.length - 1)] };
+}
 
 function promptsOf(flags: Flags, tok: CharTokenizer | null): number[][] {
   const file = str(flags, "tokens");
