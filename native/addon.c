@@ -5,10 +5,15 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "loom.h"
 
-#define MAX_ARGS 16
+#define MAX_ARGS 20  // >= the longest argument list (attentionBackward: 18)
 
 // One call's arguments. The first failure throws and sets ok = 0; later getters do nothing.
 typedef struct {
@@ -110,24 +115,32 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
 }
 
 // The shape arguments of both attention calls, from argument `i` on:
-// batch, heads, headDim, tq, tk, qPos | null, kPos | null, keyMask | null
+// batch, heads, headDim, tq, tk, qStride, kvStride, qPos | null, kPos | null, keyMask | null
 static AttentionShape attention_shape(Call *c, size_t i) {
   AttentionShape s = {int_arg(c, i, "batch"), int_arg(c, i + 1, "heads"),
                       int_arg(c, i + 2, "headDim"), int_arg(c, i + 3, "tq"),
-                      int_arg(c, i + 4, "tk"), NULL, NULL, NULL};
-  s.q_pos = array_arg(c, i + 5, "qPos", napi_int32_array, s.tq, 1, NULL);
-  s.k_pos = array_arg(c, i + 6, "kPos", napi_int32_array, s.tk, 1, NULL);
-  s.key_mask = array_arg(c, i + 7, "keyMask", napi_uint8_array, (size_t)s.batch * s.tk, 1, NULL);
+                      int_arg(c, i + 4, "tk"), int_arg(c, i + 5, "qStride"),
+                      int_arg(c, i + 6, "kvStride"), NULL, NULL, NULL};
+  if (c->ok && (s.q_stride < s.heads * s.head_dim || s.kv_stride < s.heads * s.head_dim))
+    fail(c, "RangeError", "loom native: attention row strides must be >= heads * headDim");
+  s.q_pos = array_arg(c, i + 7, "qPos", napi_int32_array, s.tq, 1, NULL);
+  s.k_pos = array_arg(c, i + 8, "kPos", napi_int32_array, s.tk, 1, NULL);
+  s.key_mask = array_arg(c, i + 9, "keyMask", napi_uint8_array, (size_t)s.batch * s.tk, 1, NULL);
   return s;
+}
+
+// Elements a strided (rows, C) view spans: the last row needs only C.
+static size_t span(size_t rows, size_t stride, size_t C) {
+  return rows ? (rows - 1) * stride + C : 0;
 }
 
 // attentionForward(out, probs, q, k, v, ...shape)
 static napi_value js_attention_forward(napi_env env, napi_callback_info info) {
-  Call c = call_start(env, info, 13);
+  Call c = call_start(env, info, 15);
   AttentionShape s = attention_shape(&c, 5);
-  size_t C = (size_t)s.heads * s.head_dim, nq = (size_t)s.batch * s.tq * C;
-  size_t nk = (size_t)s.batch * s.tk * C;
-  float *out = F32(0, "out", nq), *q = F32(2, "q", nq), *k = F32(3, "k", nk);
+  size_t C = (size_t)s.heads * s.head_dim, rq = (size_t)s.batch * s.tq;
+  size_t nq = span(rq, s.q_stride, C), nk = span((size_t)s.batch * s.tk, s.kv_stride, C);
+  float *out = F32(0, "out", rq * C), *q = F32(2, "q", nq), *k = F32(3, "k", nk);
   float *v = F32(4, "v", nk), *probs = F32(1, "probs", (size_t)s.batch * s.heads * s.tq * s.tk);
   if (c.ok) attention_forward(out, probs, q, k, v, &s);
   return NULL;
@@ -135,12 +148,12 @@ static napi_value js_attention_forward(napi_env env, napi_callback_info info) {
 
 // attentionBackward(dq, dk, dv, dout, probs, q, k, v, ...shape)
 static napi_value js_attention_backward(napi_env env, napi_callback_info info) {
-  Call c = call_start(env, info, 16);
+  Call c = call_start(env, info, 18);
   AttentionShape s = attention_shape(&c, 8);
-  size_t C = (size_t)s.heads * s.head_dim, nq = (size_t)s.batch * s.tq * C;
-  size_t nk = (size_t)s.batch * s.tk * C;
+  size_t C = (size_t)s.heads * s.head_dim, rq = (size_t)s.batch * s.tq;
+  size_t nq = span(rq, s.q_stride, C), nk = span((size_t)s.batch * s.tk, s.kv_stride, C);
   float *dq = F32(0, "dq", nq), *dk = F32(1, "dk", nk), *dv = F32(2, "dv", nk);
-  float *dout = F32(3, "dout", nq), *q = F32(5, "q", nq), *k = F32(6, "k", nk);
+  float *dout = F32(3, "dout", rq * C), *q = F32(5, "q", nq), *k = F32(6, "k", nk);
   float *v = F32(7, "v", nk), *probs = F32(4, "probs", (size_t)s.batch * s.heads * s.tq * s.tk);
   if (c.ok) attention_backward(dq, dk, dv, dout, probs, q, k, v, &s);
   return NULL;
@@ -232,7 +245,24 @@ static napi_value js_adamw(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Keep freed large blocks in the process heap instead of handing them back to the OS. Every
+// tensor is a fresh Float32Array (calloc), and glibc serves blocks over its mmap threshold
+// (128 KiB .. 32 MiB) with new pages: each first touch is a page fault (~6 µs here), 2800 of
+// them for one (2048, 1408) activation, as long as the GEMM that fills it. PyTorch's peer
+// numbers use the same settings through MALLOC_*_ environment variables (performance notes
+// §6.2). Process-wide, so LOOM_MALLOC_TUNE=0 leaves malloc alone.
+static void tune_malloc(void) {
+#ifdef __GLIBC__
+  const char *env = getenv("LOOM_MALLOC_TUNE");
+  if (env && strcmp(env, "0") == 0) return;
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);  // blocks below 256 MiB come from the heap
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);    // and the heap is not shrunk below 1 GiB of slack
+  mallopt(M_TOP_PAD, 64 << 20);          // grown 64 MiB at a time
+#endif
+}
+
 NAPI_MODULE_INIT() {
+  tune_malloc();
   pool_init();
   napi_value threads, isa;
   napi_create_int32(env, pool_threads(), &threads);

@@ -10,6 +10,8 @@
 //   jr loop: the micro-kernel computes an (MR, NR) tile of C, streaming a B panel from L2.
 // Edge tiles go through a small buffer. With m <= 4 (decoding), packing costs as much as
 // the arithmetic, so gemm_rows computes rows of C directly from A and B instead.
+// gemm_ex is the general form: explicit row strides (submatrices, e.g. one head of a (T, H·D)
+// tensor) and `threaded` = 0 to run on the calling thread (from inside a pool task).
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,40 +99,41 @@ const char *gemm_isa(void) {
 
 // ---- packing ----
 
-// bp (panels, kc, nr) <- op(B)[pc : pc+kc, j0 : j0+nb], zero-padded to whole panels
-static void pack_b(float *bp, const float *b, int n, int k, int trans_b, int pc, int kc, int j0,
+// bp (panels, kc, nr) <- op(B)[pc : pc+kc, j0 : j0+nb], zero-padded to whole panels;
+// ldb = the row stride of B as stored
+static void pack_b(float *bp, const float *b, long ldb, int trans_b, int pc, int kc, int j0,
                    int nb, int nr) {
   for (int jp = 0; jp < nb; jp += nr, bp += (size_t)kc * nr) {
     int cols = nb - jp < nr ? nb - jp : nr;
     if (!trans_b) {
       for (int p = 0; p < kc; p++) {
-        const float *src = b + (size_t)(pc + p) * n + j0 + jp;
+        const float *src = b + (size_t)(pc + p) * ldb + j0 + jp;
         float *dst = bp + (size_t)p * nr;
         memcpy(dst, src, cols * sizeof(float));
         memset(dst + cols, 0, (nr - cols) * sizeof(float));
       }
     } else {
       for (int p = 0; p < kc; p++) {
-        const float *src = b + (size_t)(j0 + jp) * k + pc + p;
+        const float *src = b + (size_t)(j0 + jp) * ldb + pc + p;
         float *dst = bp + (size_t)p * nr;
-        for (int jj = 0; jj < cols; jj++) dst[jj] = src[(size_t)jj * k];
+        for (int jj = 0; jj < cols; jj++) dst[jj] = src[(size_t)jj * ldb];
         for (int jj = cols; jj < nr; jj++) dst[jj] = 0.0f;
       }
     }
   }
 }
 
-// ap (kc, mr) <- op(A)[i : i+rows, pc : pc+kc], zero-padded to mr rows
-static void pack_a(float *ap, const float *a, int m, int k, int trans_a, int i, int rows, int pc,
+// ap (kc, mr) <- op(A)[i : i+rows, pc : pc+kc], zero-padded to mr rows; lda = A's row stride
+static void pack_a(float *ap, const float *a, long lda, int trans_a, int i, int rows, int pc,
                    int kc, int mr) {
   if (trans_a) {
     for (int p = 0; p < kc; p++) {
-      memcpy(ap + (size_t)p * mr, a + (size_t)(pc + p) * m + i, rows * sizeof(float));
+      memcpy(ap + (size_t)p * mr, a + (size_t)(pc + p) * lda + i, rows * sizeof(float));
       memset(ap + (size_t)p * mr + rows, 0, (mr - rows) * sizeof(float));
     }
   } else {
     for (int ii = 0; ii < rows; ii++) {
-      const float *src = a + (size_t)(i + ii) * k + pc;
+      const float *src = a + (size_t)(i + ii) * lda + pc;
       for (int p = 0; p < kc; p++) ap[(size_t)p * mr + ii] = src[p];
     }
     for (int ii = rows; ii < mr; ii++)
@@ -143,6 +146,7 @@ static void pack_a(float *ap, const float *a, int m, int k, int trans_a, int i, 
 typedef struct {
   float *c;
   const float *a, *b;
+  long ldc, lda, ldb;  // row strides of C, A and B as stored
   int m, n, k, trans_a, trans_b, accumulate;
   int mc, nc, col_blocks;  // task t covers rows (t / col_blocks)·mc, cols (t % col_blocks)·nc
 } GemmJob;
@@ -159,23 +163,23 @@ static void gemm_block(void *ctx, int t) {
   for (int pc = 0; pc < g->k; pc += KC) {
     int kc = g->k - pc < KC ? g->k - pc : KC;
     int acc = g->accumulate || pc > 0;
-    pack_b(bp, g->b, n, g->k, g->trans_b, pc, kc, j0, j1 - j0, nr);
+    pack_b(bp, g->b, g->ldb, g->trans_b, pc, kc, j0, j1 - j0, nr);
     for (int i = i0; i < i1; i += mr) {
       int rows = i1 - i < mr ? i1 - i : mr;
-      pack_a(ap, g->a, g->m, g->k, g->trans_a, i, rows, pc, kc, mr);
+      pack_a(ap, g->a, g->lda, g->trans_a, i, rows, pc, kc, mr);
       for (int jp = 0; jp < panels; jp++) {
         int j = j0 + jp * nr, cols = j1 - j < nr ? j1 - j : nr;
-        float *ct = g->c + (size_t)i * n + j;
+        float *ct = g->c + (size_t)i * g->ldc + j;
         const float *bpanel = bp + (size_t)jp * kc * nr;
         if (rows == mr && cols == nr) {
-          kern.fn(kc, ap, bpanel, ct, n, acc);
+          kern.fn(kc, ap, bpanel, ct, g->ldc, acc);
           continue;
         }
         kern.fn(kc, ap, bpanel, tile, nr, 0);
         for (int ii = 0; ii < rows; ii++)
           for (int jj = 0; jj < cols; jj++)
-            ct[(size_t)ii * n + jj] = acc ? ct[(size_t)ii * n + jj] + tile[ii * nr + jj]
-                                          : tile[ii * nr + jj];
+            ct[(size_t)ii * g->ldc + jj] = acc ? ct[(size_t)ii * g->ldc + jj] + tile[ii * nr + jj]
+                                                : tile[ii * nr + jj];
       }
     }
   }
@@ -186,6 +190,7 @@ static void gemm_block(void *ctx, int t) {
 typedef struct {
   float *c;
   const float *a, *b;
+  long ldc, lda, ldb;
   int m, n, k, trans_a, trans_b, accumulate, chunk;  // task t covers columns t·chunk ...
 } RowsJob;
 
@@ -196,38 +201,40 @@ LOOM_CLONES static void gemm_rows(void *ctx, int t) {
   float *arow = pool_scratch(2, k);
   for (int i = 0; i < g->m; i++) {
     for (int p = 0; p < k; p++)
-      arow[p] = g->trans_a ? g->a[(size_t)p * g->m + i] : g->a[(size_t)i * k + p];
-    float *restrict ci = g->c + (size_t)i * n;
+      arow[p] = g->trans_a ? g->a[(size_t)p * g->lda + i] : g->a[(size_t)i * g->lda + p];
+    float *restrict ci = g->c + (size_t)i * g->ldc;
     if (g->trans_b) {  // C[i, j] = A[i, :] · B[j, :]
       for (int j = j0; j < j1; j++) {
-        float s = dot(arow, g->b + (size_t)j * k, k);
+        float s = dot(arow, g->b + (size_t)j * g->ldb, k);
         ci[j] = g->accumulate ? ci[j] + s : s;
       }
       continue;
     }
     if (!g->accumulate) memset(ci + j0, 0, (j1 - j0) * sizeof(float));
     for (int p = 0; p < k; p++) {  // C[i, :] += A[i, p] · B[p, :]
-      const float *restrict bp = g->b + (size_t)p * n;
+      const float *restrict bp = g->b + (size_t)p * g->ldb;
       float av = arow[p];
       for (int j = j0; j < j1; j++) ci[j] += av * bp[j];
     }
   }
 }
 
-void gemm(float *c, const float *a, const float *b, int m, int n, int k, int trans_a, int trans_b,
-          int accumulate) {
+void gemm_ex(float *c, long ldc, const float *a, long lda, const float *b, long ldb, int m, int n,
+             int k, int trans_a, int trans_b, int accumulate, int threaded) {
   pthread_once(&kern_once, kern_init);
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
-    if (!accumulate) memset(c, 0, (size_t)m * n * sizeof(float));
+    for (int i = 0; !accumulate && i < m; i++) memset(c + (size_t)i * ldc, 0, n * sizeof(float));
     return;
   }
   double work = 2.0 * m * n * k;
+  int parallel = threaded && pool_parallel(work);
   if (m <= 4) {
-    int tasks = pool_parallel(work) ? pool_split((n + 63) / 64) : 1;
+    int tasks = parallel ? pool_split((n + 63) / 64) : 1;
     int chunk = ((n + tasks - 1) / tasks + 15) / 16 * 16;
-    RowsJob job = {c, a, b, m, n, k, trans_a, trans_b, accumulate, chunk};
-    pool_run(gemm_rows, &job, (n + chunk - 1) / chunk, work);
+    RowsJob job = {c, a, b, ldc, lda, ldb, m, n, k, trans_a, trans_b, accumulate, chunk};
+    if (!parallel) gemm_rows(&job, 0);
+    else pool_run(gemm_rows, &job, (n + chunk - 1) / chunk, work);
     return;
   }
   // Blocks: nc evenly split under NC; rows split only to give every thread two tasks.
@@ -235,11 +242,21 @@ void gemm(float *c, const float *a, const float *b, int m, int n, int k, int tra
   int nc = ((n + col_blocks - 1) / col_blocks + kern.nr - 1) / kern.nr * kern.nr;
   col_blocks = (n + nc - 1) / nc;
   int slivers = (m + kern.mr - 1) / kern.mr;
-  int want = pool_parallel(work) ? 2 * pool_threads() : 1;
+  int want = parallel ? 2 * pool_threads() : 1;
   int row_blocks = (want + col_blocks - 1) / col_blocks;
   if (row_blocks > slivers) row_blocks = slivers;
   int mc = (slivers + row_blocks - 1) / row_blocks * kern.mr;
   row_blocks = (m + mc - 1) / mc;
-  GemmJob job = {c, a, b, m, n, k, trans_a, trans_b, accumulate, mc, nc, col_blocks};
+  GemmJob job = {c, a, b, ldc, lda, ldb, m, n, k, trans_a, trans_b, accumulate, mc, nc,
+                 col_blocks};
+  if (!parallel) {
+    for (int t = 0; t < row_blocks * col_blocks; t++) gemm_block(&job, t);
+    return;
+  }
   pool_run(gemm_block, &job, row_blocks * col_blocks, work);
+}
+
+void gemm(float *c, const float *a, const float *b, int m, int n, int k, int trans_a, int trans_b,
+          int accumulate) {
+  gemm_ex(c, n, a, trans_a ? m : k, b, trans_b ? k : n, m, n, k, trans_a, trans_b, accumulate, 1);
 }

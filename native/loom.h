@@ -31,19 +31,24 @@ static inline void task_range(int t, int n, int items, int *lo, int *hi) {
   *lo = (int)((long long)items * t / n);
   *hi = (int)((long long)items * (t + 1) / n);
 }
-// A 64-byte aligned, grow-only buffer owned by the calling OS thread; `slot` 0..2.
+// A 64-byte aligned, grow-only buffer owned by the calling OS thread; `slot` 0..3
+// (0, 1: gemm packing; 2: gemm_rows and the row kernels' callers; 3: attention).
 float *pool_scratch(int slot, size_t nfloats);
 
 // ---- gemm.c ----
 const char *gemm_isa(void);  // "avx512", "avx2" or "generic": the micro-kernel in use
 void gemm(float *c, const float *a, const float *b, int m, int n, int k, int trans_a,
           int trans_b, int accumulate);
+// The same with row strides ldc, lda, ldb of C, A, B as stored; threaded = 0: calling thread only.
+void gemm_ex(float *c, long ldc, const float *a, long lda, const float *b, long ldb, int m, int n,
+             int k, int trans_a, int trans_b, int accumulate, int threaded);
 void gemm_naive(float *c, const float *a, const float *b, int m, int n, int k, int trans_a,
                 int trans_b, int accumulate);
 
 // ---- attention.c ----
 typedef struct {
   int batch, heads, head_dim, tq, tk;  // B, H, D, Tq, Tk
+  int q_stride, kv_stride;             // row strides of q, dq and of k, v, dk, dv (>= H·D)
   const int32_t *q_pos;                // (Tq) or NULL: Tk - Tq + i
   const int32_t *k_pos;                // (Tk) or NULL: j
   const uint8_t *key_mask;             // (B, Tk) or NULL: all keys

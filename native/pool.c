@@ -122,15 +122,15 @@ void pool_run(task_fn fn, void *ctx, int ntasks, double work) {
 
 // Per-thread scratch, freed when the thread exits (JS worker threads come and go).
 typedef struct {
-  float *buf[3];
-  size_t cap[3];
+  float *buf[4];
+  size_t cap[4];
 } Scratch;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_free(void *p) {
   Scratch *s = p;
-  for (int i = 0; i < 3; i++) free(s->buf[i]);
+  for (int i = 0; i < 4; i++) free(s->buf[i]);
   free(s);
 }
 static void scratch_key_init(void) { pthread_key_create(&scratch_key, scratch_free); }

@@ -160,17 +160,24 @@ if ("error" in loaded) {
       },
     },
     { name: "threaded", s: { batch: 2, heads: 4, headDim: 64, tq: 48, tk: 64 } },
+    { name: "training size, odd T", s: { batch: 2, heads: 4, headDim: 64, tq: 131, tk: 131 } },
+    {
+      name: "strided rows",
+      s: { batch: 2, heads: 3, headDim: 8, tq: 5, tk: 7, qStride: 29, kvStride: 50 },
+    },
   ];
 
   for (const { name, s } of attentionCases) {
     test(`attention forward and backward: ${name}`, () => {
       const { batch: B, heads: H, headDim: D, tq, tk } = s;
-      const nq = B * tq * H * D;
-      const nk = B * tk * H * D;
+      const C = H * D;
+      const nq = (B * tq - 1) * (s.qStride ?? C) + C;
+      const nk = (B * tk - 1) * (s.kvStride ?? C) + C;
+      const no = B * tq * C;
       const q = rand(nq);
       const k = rand(nk);
       const v = rand(nk);
-      const out = [new Float32Array(nq), new Float32Array(nq)];
+      const out = [new Float32Array(no), new Float32Array(no)];
       const probs = [new Float32Array(B * H * tq * tk), new Float32Array(B * H * tq * tk)];
       jsBackend.attentionForward(out[0], probs[0], q, k, v, s);
       native.attentionForward(out[1], probs[1], q, k, v, s);
@@ -180,7 +187,7 @@ if ("error" in loaded) {
         // batch 0, query 0 sees only key 0, which is masked: a zero row
         assert.deepEqual([...out[1].subarray(0, D)], new Array<number>(D).fill(0));
       }
-      const dout = rand(nq);
+      const dout = rand(no);
       const init = [rand(nq), rand(nk), rand(nk)]; // backward accumulates into these
       const grads = [init.map((g) => g.slice()), init.map((g) => g.slice())];
       const [js, nat] = grads;
@@ -191,6 +198,26 @@ if ("error" in loaded) {
       });
     });
   }
+
+  test("attention on q, k, v views into one fused (B, T, 3C) buffer", () => {
+    const s: AttentionShape = { batch: 2, heads: 2, headDim: 16, tq: 9, tk: 9 };
+    const C = 32;
+    Object.assign(s, { qStride: 3 * C, kvStride: 3 * C });
+    const qkv = rand(2 * 9 * 3 * C);
+    const views = (b: Float32Array) => [b, b.subarray(C), b.subarray(2 * C)] as const;
+    const [q, k, v] = views(qkv);
+    const out = [new Float32Array(2 * 9 * C), new Float32Array(2 * 9 * C)];
+    const probs = [new Float32Array(2 * 2 * 81), new Float32Array(2 * 2 * 81)];
+    jsBackend.attentionForward(out[0], probs[0], q, k, v, s);
+    native.attentionForward(out[1], probs[1], q, k, v, s);
+    assertClose(out[1], out[0], "fused: out");
+    const dout = rand(out[0].length);
+    const init = rand(qkv.length);
+    const [gj, gn] = [init.slice(), init.slice()];
+    jsBackend.attentionBackward(...views(gj), dout, probs[0], q, k, v, s);
+    native.attentionBackward(...views(gn), dout, probs[0], q, k, v, s);
+    assertClose(gn, gj, "fused: dqkv", 1e-5, 1e-5);
+  });
 
   test("rmsNorm forward and backward (accumulating)", () => {
     for (const [rows, dim] of [

@@ -89,6 +89,33 @@ test("rope, forward and inverse", () => {
   assert.ok(Math.abs(norm(x.data) - norm(y.data)) < 1e-5);
 });
 
+test("headsOf: slice + bias + rope of a fused qkv, equal to the unfused ops", () => {
+  const [B, T, H, D] = [2, 3, 2, 4];
+  const C = H * D;
+  const cos = Float32Array.from({ length: (T * D) / 2 }, (_, i) => Math.cos(0.3 * i + 0.1));
+  const sin = Float32Array.from({ length: (T * D) / 2 }, (_, i) => Math.sin(0.3 * i + 0.1));
+  const shared = { positions: Int32Array.from([2, 0, 1]), cos, sin };
+  const perRow = { positions: Int32Array.from([0, 1, 2, 1, 2, 0]), cos, sin };
+  for (const [part, rot] of [
+    [0, shared],
+    [1, perRow],
+    [2, null],
+  ] as const) {
+    gradcheck(`headsOf part ${part}`, (qkv, b) => ops.headsOf(qkv, part, H, b, rot), [
+      rand([B, T, 3 * C]),
+      rand([C]),
+    ]);
+    const [qkv, b] = [rand([B, T, 3 * C]), rand([C])];
+    const fused = noGrad(() => ops.headsOf(qkv, part, H, b, rot));
+    const unfused = noGrad(() => {
+      const x = ops.reshape(ops.addBias(ops.sliceLast(qkv, part * C, C), b), [B, T, H, D]);
+      return rot ? ops.rope(x, rot.positions, cos, sin) : x;
+    });
+    assert.deepEqual(fused.shape, [B, T, H, D]);
+    assert.deepEqual(Array.from(fused.data), Array.from(unfused.data));
+  }
+});
+
 test("attention: causal, chunk after cache, gaps and padding", () => {
   const [B, H, D] = [2, 2, 4];
   const causal = { batch: B, heads: H, headDim: D, tq: 3, tk: 3 };

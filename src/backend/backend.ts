@@ -30,6 +30,8 @@ export interface GemmShape {
  * Query i may attend key j iff kPos[j] <= qPos[i] (and keyMask[b, j] != 0 when given).
  * Default positions: qPos[i] = Tk - Tq + i, kPos[j] = j, i.e. the bottom-right-aligned causal
  * mask, which is plain causal when Tq == Tk and "no mask" for a single query after a cache.
+ * Rows of q (and dq) may lie `qStride` floats apart and rows of k, v (dk, dv) `kvStride` apart,
+ * so q, k, v can be views into one fused (B, T, 3C) projection; out, dout, probs are dense.
  */
 export interface AttentionShape {
   batch: number; // B
@@ -37,6 +39,8 @@ export interface AttentionShape {
   headDim: number; // D
   tq: number; // query positions
   tk: number; // key positions
+  qStride?: number; // floats between rows (b, i) of q and dq; default H·D
+  kvStride?: number; // floats between rows (b, j) of k, v, dk, dv; default H·D
   qPos?: Int32Array; // (Tq) position of each query, shared by the batch
   kPos?: Int32Array; // (Tk) position of each key, shared by the batch
   keyMask?: Uint8Array; // (B, Tk) 0 = padding key, never attended

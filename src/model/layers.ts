@@ -9,14 +9,12 @@
  */
 import {
   add,
-  addBias,
   attention,
+  headsOf,
   linear,
   narrow,
   reshape,
   rmsNorm,
-  rope,
-  sliceLast,
   swiglu,
 } from "../tensor/ops.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
@@ -76,18 +74,12 @@ export function attentionBranch(
   const B = ctx.batch;
   const T = ctx.seqLen;
   const qkv = linear(x, p.wqkv); // (B, T, 3C) = [q | k | v]
-  let q = sliceLast(qkv, 0, C); // (B, T, C) = (B, T, H, D)
-  let k = sliceLast(qkv, C, C);
-  let v = sliceLast(qkv, 2 * C, C);
-  if (p.qkBias) {
-    q = addBias(q, narrow(p.qkBias, 0, [C])); // qk_bias[0], broadcast over B, T
-    k = addBias(k, narrow(p.qkBias, C, [C])); // qk_bias[1]
-  }
-  const heads = [B, T, H, D];
-  const ropePos = ctx.ropePositions ?? ctx.positions;
-  q = rope(reshape(q, heads), ropePos, env.rope.cos, env.rope.sin);
-  k = rope(reshape(k, heads), ropePos, env.rope.cos, env.rope.sin);
-  v = reshape(v, heads);
+  // q, k: + qk_bias[0], qk_bias[1] (broadcast over B, T), then RoPE; all (B, T, H, D)
+  const rot = { positions: ctx.ropePositions ?? ctx.positions, ...env.rope };
+  const bias = (i: number) => (p.qkBias ? narrow(p.qkBias, i * C, [C]) : null);
+  const q = headsOf(qkv, 0, H, bias(0), rot);
+  const k = headsOf(qkv, 1, H, bias(1), rot);
+  const v = headsOf(qkv, 2, H, null, null);
   const shape = { batch: B, heads: H, headDim: D, tq: T, qPos: ctx.positions };
   let y: Tensor;
   if (ctx.cache) {

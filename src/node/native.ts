@@ -67,8 +67,10 @@ interface Addon {
   ): void;
 }
 
-/** batch, heads, headDim, tq, tk, qPos, kPos, keyMask */
+/** batch, heads, headDim, tq, tk, qStride, kvStride, qPos, kPos, keyMask */
 type AttentionArgs = [
+  number,
+  number,
   number,
   number,
   number,
@@ -113,7 +115,19 @@ function wrap(addon: Addon): NativeBackend {
 
 function attentionArgs(s: AttentionShape): AttentionArgs {
   const { batch, heads, headDim, tq, tk } = s;
-  return [batch, heads, headDim, tq, tk, s.qPos ?? null, s.kPos ?? null, s.keyMask ?? null];
+  const C = heads * headDim;
+  const strides = [s.qStride ?? C, s.kvStride ?? C] as const;
+  return [
+    batch,
+    heads,
+    headDim,
+    tq,
+    tk,
+    ...strides,
+    s.qPos ?? null,
+    s.kPos ?? null,
+    s.keyMask ?? null,
+  ];
 }
 
 let loaded: { backend: NativeBackend } | { error: string } | undefined;

@@ -1,6 +1,7 @@
 // Causal softmax attention on (B, T, H, D) tensors, heads interleaved in the feature axis the way
 // the reference reshapes Wqkv's output. One (b, h) pair at a time: scores (Tq, Tk) -> masked
-// softmax -> weighted sum of v. The probabilities are kept for the backward pass.
+// softmax -> weighted sum of v. The probabilities are kept for the backward pass. Rows of q/dq
+// are qs = qStride floats apart, rows of k/v/dk/dv ks = kvStride apart; out/dout are dense.
 import type { AttentionShape } from "../backend.ts";
 
 /** Whether query i may see key j (see AttentionShape). */
@@ -21,11 +22,13 @@ export function attentionForward(
 ): void {
   const { batch, heads: H, headDim: D, tq, tk } = s;
   const C = H * D;
+  const [qs, ks] = [s.qStride ?? C, s.kvStride ?? C];
   const scale = 1 / Math.sqrt(D);
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < H; h++) {
       for (let i = 0; i < tq; i++) {
-        const qo = (b * tq + i) * C + h * D;
+        const qo = (b * tq + i) * qs + h * D;
+        const oo = (b * tq + i) * C + h * D;
         const po = ((b * H + h) * tq + i) * tk;
         // scores and running max over the visible keys
         let max = -Infinity;
@@ -34,7 +37,7 @@ export function attentionForward(
             probs[po + j] = -Infinity;
             continue;
           }
-          const ko = (b * tk + j) * C + h * D;
+          const ko = (b * tk + j) * ks + h * D;
           let dot = 0;
           for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
           const score = dot * scale;
@@ -51,12 +54,12 @@ export function attentionForward(
         const inv = sum > 0 ? 1 / sum : 0;
         for (let j = 0; j < tk; j++) probs[po + j] *= inv;
         // out = probs · v
-        for (let d = 0; d < D; d++) out[qo + d] = 0;
+        for (let d = 0; d < D; d++) out[oo + d] = 0;
         for (let j = 0; j < tk; j++) {
           const p = probs[po + j];
           if (p === 0) continue;
-          const vo = (b * tk + j) * C + h * D;
-          for (let d = 0; d < D; d++) out[qo + d] += p * v[vo + d];
+          const vo = (b * tk + j) * ks + h * D;
+          for (let d = 0; d < D; d++) out[oo + d] += p * v[vo + d];
         }
       }
     }
@@ -76,12 +79,14 @@ export function attentionBackward(
 ): void {
   const { batch, heads: H, headDim: D, tq, tk } = s;
   const C = H * D;
+  const [qs, ks] = [s.qStride ?? C, s.kvStride ?? C];
   const scale = 1 / Math.sqrt(D);
   const dp = new Float32Array(tk);
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < H; h++) {
       for (let i = 0; i < tq; i++) {
-        const qo = (b * tq + i) * C + h * D;
+        const qo = (b * tq + i) * qs + h * D;
+        const oo = (b * tq + i) * C + h * D;
         const po = ((b * H + h) * tq + i) * tk;
         // dP[j] = dout_i · v_j ; dv_j += P[j] · dout_i
         let dot = 0; // Σ_j P[j] dP[j]
@@ -91,11 +96,11 @@ export function attentionBackward(
             dp[j] = 0;
             continue;
           }
-          const vo = (b * tk + j) * C + h * D;
+          const vo = (b * tk + j) * ks + h * D;
           let g = 0;
           for (let d = 0; d < D; d++) {
-            g += dout[qo + d] * v[vo + d];
-            dv[vo + d] += p * dout[qo + d];
+            g += dout[oo + d] * v[vo + d];
+            dv[vo + d] += p * dout[oo + d];
           }
           dp[j] = g;
           dot += p * g;
@@ -105,7 +110,7 @@ export function attentionBackward(
           const p = probs[po + j];
           if (p === 0) continue;
           const ds = p * (dp[j] - dot) * scale;
-          const ko = (b * tk + j) * C + h * D;
+          const ko = (b * tk + j) * ks + h * D;
           for (let d = 0; d < D; d++) {
             dq[qo + d] += ds * k[ko + d];
             dk[ko + d] += ds * q[qo + d];
