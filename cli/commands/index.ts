@@ -9,6 +9,7 @@ import { dataCommand } from "./data.ts";
 import { demoCommand } from "./demo.ts";
 import { traceCommand } from "./trace.ts";
 import { serveCommand } from "./serve.ts";
+import { benchCommand } from "./bench.ts";
 
 export const commands: Command[] = [
   forwardCommand,
@@ -20,4 +21,5 @@ export const commands: Command[] = [
   demoCommand,
   traceCommand,
   serveCommand,
+  benchCommand,
 ];
