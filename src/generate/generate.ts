@@ -24,9 +24,10 @@ import {
   iterateOneStep,
   predictFromLatents,
 } from "../model/model.ts";
-import type { ForwardContext } from "../model/layers.ts";
+import type { BlockFn, ForwardContext } from "../model/layers.ts";
 import { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
+import { fastSandwichBlock, workspaceFor } from "./fast-block.ts";
 import { type ExitCriterion, type ExitName, makeExitCriterion } from "./exit.ts";
 import { type CacheSharing, type LookupStrategy, RecurrentKVCache, cacheFor } from "./kv-cache.ts";
 import { type SamplingOptions, greedy, sampleToken, samplingProblem } from "./sampling.ts";
@@ -48,6 +49,8 @@ export interface GenerateOptions {
   sharing?: CacheSharing; // KV sharing (default none)
   stopTokens?: readonly number[]; // a row stops after emitting one of these
   cache?: RecurrentKVCache; // bring your own (e.g. to read its memory afterwards)
+  // blocks on reused buffers (fast-block.ts; identical results); false: the Tensor path, the spec
+  fastBlocks?: boolean; // default true
 }
 
 /** One new token of one row. */
@@ -78,10 +81,11 @@ export async function* generate(
   let ids = padded; // (B, T) the chunk fed this step
   let [start, T] = [0, seqLen];
   let warm: Float32Array | null = null; // (B, C) final states of the last position
+  const fast = o.fastBlocks === false ? undefined : fastBlockFor(m);
   for (let index = 0; index < o.maxNewTokens; index++) {
     await Promise.resolve(); // a suspension point per step: consumers may interleave work
     // 1) the chunk's context: shared padded positions, each row's own RoPE positions
-    const ctx = chunkContext(B, start, T, pads, cache);
+    const ctx = chunkContext(B, start, T, pads, cache, fast);
     const chunkPads = Int32Array.from(pads, (p) => Math.min(T, Math.max(0, p - start)));
     // 2) prelude, written for the rows still generating
     const live = Uint8Array.from(done, (d) => 1 - d);
@@ -222,6 +226,12 @@ export function lastPositions(s: Tensor, B: number, T: number, C: number): Float
 
 const vocab = (m: RavenModel): number => m.config.paddedVocabSize;
 
+/** The model's inference block on its own workspace. */
+function fastBlockFor(m: RavenModel): BlockFn {
+  const ws = workspaceFor(m);
+  return (p, x, slot, env, ctx) => fastSandwichBlock(ws, p, x, slot, env, ctx);
+}
+
 /** s_0 (B, T, C): zeros, or each live row's noise drawn from its own Rng over its real tokens
  * (`pads`: the chunk's pad positions per row). */
 function initialStates(
@@ -253,9 +263,10 @@ function chunkContext(
   T: number,
   pads: Int32Array,
   cache: RecurrentKVCache,
+  fastBlock: BlockFn | undefined,
 ): ForwardContext {
   const positions = Int32Array.from({ length: T }, (_, i) => start + i);
-  const ctx: ForwardContext = { batch: B, seqLen: T, positions, cache };
+  const ctx: ForwardContext = { batch: B, seqLen: T, positions, cache, fastBlock };
   if (!pads.some((p) => p > 0)) return ctx;
   const rope = new Int32Array(B * T);
   for (let b = 0; b < B; b++) {

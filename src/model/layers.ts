@@ -17,7 +17,7 @@ import {
   rmsNorm,
   swiglu,
 } from "../tensor/ops.ts";
-import { type Tensor, tensor } from "../tensor/tensor.ts";
+import { type Tensor, gradEnabled, tensor } from "../tensor/tensor.ts";
 import type { ModelConfig } from "./config.ts";
 import type { BlockParams } from "./params.ts";
 import type { RopeTable } from "./rope.ts";
@@ -54,7 +54,21 @@ export interface ForwardContext {
    * `positions` for every row. The causal mask still uses the shared `positions`.
    */
   ropePositions?: Int32Array | undefined;
+  /**
+   * An equivalent implementation of `sandwichBlock` for inference (same results, fewer
+   * allocations), used when the context has a cache, no trace and the tape is off; see
+   * src/generate/fast-block.ts. Left undefined, every block runs the Tensor path below.
+   */
+  fastBlock?: BlockFn | undefined;
 }
+
+export type BlockFn = (
+  p: BlockParams,
+  x: Tensor,
+  slot: number,
+  env: BlockEnv,
+  ctx: ForwardContext,
+) => Tensor;
 
 export interface BlockEnv {
   config: ModelConfig;
@@ -109,6 +123,8 @@ export function sandwichBlock(
   env: BlockEnv,
   ctx: ForwardContext,
 ): Tensor {
+  const fast = ctx.fastBlock;
+  if (fast && ctx.cache && !ctx.trace && !gradEnabled()) return fast(p, x, slot, env, ctx);
   const eps = env.config.normEps;
   const attn = attentionBranch(p, rmsNorm(x, p.norm1, eps), slot, env, ctx);
   ctx.trace?.(`${name}.attn`, attn);
