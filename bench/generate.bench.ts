@@ -8,6 +8,7 @@
 // Random weights barely converge, so kl exits use a loose threshold (1e-2) to show the mechanics.
 import { readFileSync } from "node:fs";
 import { backend } from "../src/backend/select.ts";
+import { selectBackend } from "../src/node/native.ts";
 import { generateDiffusion } from "../src/generate/diffusion.ts";
 import { generateAll } from "../src/generate/generate.ts";
 import { cacheFor } from "../src/generate/kv-cache.ts";
@@ -17,6 +18,7 @@ import { type ModelConfig, type PresetName, presets } from "../src/model/config.
 import { initModel } from "../src/model/model.ts";
 import { Rng } from "../src/tensor/random.ts";
 
+selectBackend(); // native when built (LOOM_BACKEND=js|native overrides)
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
   const i = args.indexOf(`--${name}`);
