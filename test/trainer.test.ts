@@ -21,6 +21,7 @@ import {
   batchAt,
   batchLoss,
   createTrainState,
+  curriculumCeiling,
   trainLoop,
   trainStep,
 } from "../src/train/trainer.ts";
@@ -177,4 +178,42 @@ test("resume: N steps == N/2 steps, save, load, N/2 steps (bit-identical losses 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("curriculum: difficulties unlock easiest first in equal stages, then the full mix", () => {
+  const levels = [1, 2, 3, 4];
+  const at = (step: number) => curriculumCeiling(levels, 0.5, step, 800);
+  assert.deepEqual([0, 99, 100, 199, 200, 300, 399, 400, 799].map(at), [
+    1,
+    1,
+    2,
+    2,
+    3,
+    Infinity,
+    Infinity,
+    Infinity,
+    Infinity,
+  ]);
+  assert.equal(curriculumCeiling(levels, 0, 0, 800), Infinity); // off
+  assert.equal(curriculumCeiling([], 0.5, 0, 800), Infinity); // no known difficulty
+  // batches respect the ceiling, are deterministic, and the full mix returns after the ramp
+  const mixed = generateTask("parity", {
+    split: "train",
+    count: 60,
+    seed: 1,
+    difficulties: [2, 5],
+  });
+  const tok2 = buildCharTokenizer(mixed.flatMap((e) => [e.prompt, e.answer]));
+  const curr: TrainData = {
+    kind: "examples",
+    encoded: mixed.map((e) => encodeExample(tok2, e)),
+    difficulty: mixed.map((e) => e.difficulty),
+  };
+  const r: Recipe = { ...recipe, curriculum: 0.5 };
+  const early = batchAt(curr, r, 0, 3, 100);
+  assert.equal(early.seqLen, 1 + 2 + 1 + 1); // <bos> 2 bits <sep> answer (inputs drop <eos>)
+  assert.deepEqual(batchAt(curr, r, 0, 3, 100), early);
+  const late = batchAt(curr, r, 0, 60, 100);
+  assert.equal(late.seqLen, 1 + 5 + 1 + 1);
+  assert.deepEqual(batchAt(curr, { ...recipe, curriculum: 0 }, 0, 3, 100).seqLen, 1 + 5 + 1 + 1);
 });

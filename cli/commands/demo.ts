@@ -15,7 +15,7 @@ import { CliError, list, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ProgressBar, formatDuration, parseDuration, useFastestBackend } from "../progress.ts";
 import { accuracyPlot, runEval } from "./eval.ts";
-import { runTraining } from "./train.ts";
+import { DEFAULT_TASK_COUNT, runTraining } from "./train.ts";
 
 export const demoCommand: Command = {
   name: "demo",
@@ -57,7 +57,7 @@ export const demoCommand: Command = {
     );
     const res = await runTraining(
       {
-        source: { kind: "task", task, count: 20000, seed },
+        source: { kind: "task", task, count: DEFAULT_TASK_COUNT, seed },
         out: join(out, "model"),
         seed,
         timeBudgetSeconds: budget,

@@ -88,6 +88,11 @@ export interface TrainResult {
 }
 
 const DEFAULT_BUDGET_SECONDS = 600;
+/**
+ * Training examples generated for --task: a run of ~6,000 steps of 64 sees 400k examples, so
+ * 20k (the old default) are each seen 20 times and get memorized (E9 in bench/recipe-notes.md).
+ */
+export const DEFAULT_TASK_COUNT = 200000;
 
 export const trainCommand: Command = {
   name: "train",
@@ -116,7 +121,11 @@ export const trainCommand: Command = {
       help: "JSON object of model (config.json names) and recipe settings",
     },
     seed: { type: "int", help: "seed of the weights, depths, batches and states", default: 0 },
-    count: { type: "int", help: "--task: training examples to generate", default: 20000 },
+    count: {
+      type: "int",
+      help: "--task: training examples to generate (many: 20k are memorized in minutes)",
+      default: 200000,
+    },
     "checkpoint-every": {
       type: "string",
       help: "save a checkpoint this often (wall time)",
@@ -131,8 +140,10 @@ export const trainCommand: Command = {
   },
   allowOverrides: true,
   async run({ flags, overrides }) {
-    await useFastestBackend();
+    const backendName = await useFastestBackend();
     const settings = settingsFromFlags(flags, overrides);
+    // the pure-JS fallback is 5-10x slower: say which backend a budget-fitted run gets
+    if (!settings.quiet) console.error(`backend: ${backendName}`);
     const res = await runTraining(settings);
     if (!settings.quiet) {
       const how = res.interrupted ? "interrupted" : res.finished ? "finished" : "stopped";
@@ -182,7 +193,7 @@ function settingsFromFlags(flags: Flags, overrides: Record<string, string>): Tra
     source = {
       kind: "task",
       task,
-      count: num(flags, "count") ?? 20000,
+      count: num(flags, "count") ?? DEFAULT_TASK_COUNT,
       seed: num(flags, "seed") ?? 0,
     };
   }
@@ -315,6 +326,7 @@ function examplesData(
   all: Example[] = train,
 ): LoadedData {
   const encoded: EncodedExample[] = train.map((e) => encodeExample(tok, e));
+  const difficulty = train.map((e) => e.difficulty);
   let longest = 0;
   let longestWhere = where;
   all.forEach((e, i) => {
@@ -326,7 +338,11 @@ function examplesData(
     }
   });
   return {
-    train: { kind: "examples", encoded },
+    train: {
+      kind: "examples",
+      encoded,
+      ...(difficulty.some((d) => d !== undefined) ? { difficulty } : {}),
+    },
     tokenizer: tok,
     evalExamples,
     longest,
@@ -396,9 +412,11 @@ export function splitSettings(
 }
 
 /**
- * The model for a budget when the user gives no sizes: width 64 up to 6 minutes, 96 up to 20,
- * 128 beyond; 4 heads; prelude/core/coda 1/2/1; MLP 2.75x; r̄ = 8 with k = 4; additive injection
- * and a random (like-init) initial state; context twice the longest training sequence.
+ * The model for a budget when the user gives no sizes: width 64 up to 30 minutes, 96 beyond (a
+ * step costs about the same at 64 and 96 per token, but on this CPU the number of optimizer steps
+ * is what a run lacks: bench/recipe-notes.md); 4 heads; prelude/core/coda 1/2/1; MLP 2.75x;
+ * r̄ = 3 with k = 2 (cheap steps; the loss at both gradient depths); additive injection and a
+ * random (like-init) initial state; context twice the longest training sequence.
  */
 export function autoModelConfig(
   budgetSeconds: number | null,
@@ -406,7 +424,7 @@ export function autoModelConfig(
   longest: number,
 ): ModelConfig {
   const b = budgetSeconds ?? DEFAULT_BUDGET_SECONDS;
-  const width = b <= 360 ? 64 : b <= 1200 ? 96 : 128;
+  const width = b <= 1800 ? 64 : 96;
   const blockSize = Math.max(64, Math.ceil((2 * longest) / 16) * 16);
   return {
     ...presets.small,
@@ -419,8 +437,8 @@ export function autoModelConfig(
     vocabSize: vocab,
     paddedVocabSize: paddedVocabSize(vocab),
     blockSize,
-    meanRecurrence: 8,
-    meanBackpropDepth: 4,
+    meanRecurrence: 3,
+    meanBackpropDepth: 2,
     injectionType: "add",
     stateInit: "like-init",
     samplingScheme: "poisson-lognormal-filling",
@@ -557,7 +575,25 @@ export async function runTraining(
   let lastLoss = Number.NaN;
   let lastSave = Date.now();
   let tokensThisRun = 0;
-  const evalEvery = s.evalEvery > 0 ? s.evalEvery : Math.max(Math.ceil(state.totalSteps / 8), 1);
+  const autoEvery = () => Math.max(Math.ceil(state.totalSteps / 8), 1);
+  let evalEvery = s.evalEvery > 0 ? s.evalEvery : autoEvery();
+  // A budget-fitted schedule is re-fitted to the measured speed: the start-up estimate times a
+  // cold JIT on one batch (and a curriculum starts on short examples), so it can be off by 2x.
+  const refit = s.resume === undefined && s.maxSteps === null && budget !== null;
+  let refitFrom: { step: number; secs: number } | null = null;
+  const refitSteps = (secs: number) => {
+    if (!refit || budget === null || refitFrom === null) return;
+    // the speed since the last re-fit: a curriculum makes later steps slower than early ones
+    const perStep = (secs - refitFrom.secs) / Math.max(state.step - refitFrom.step, 1);
+    refitFrom = { step: state.step, secs };
+    const left = budget * 0.95 - secs;
+    const total = state.step + Math.max(1, Math.floor(left / perStep));
+    if (Math.abs(total - state.totalSteps) > 0.05 * state.totalSteps) {
+      state.totalSteps = total;
+      // the evaluation cadence follows the first re-fit only (a moving one would re-trigger)
+      if (s.evalEvery <= 0 && state.step - startStep <= 40) evalEvery = autoEvery();
+    }
+  };
   const r = state.model.config.meanRecurrence;
   const evalSteps = [...new Set([1, r, 2 * r])];
   try {
@@ -571,6 +607,8 @@ export async function runTraining(
         lastLoss = m.loss;
         tokensThisRun += m.inputTokens;
         const secs = (Date.now() - t0) / 1000;
+        if (st.step - startStep === 10) refitFrom = { step: st.step, secs };
+        if (st.step - startStep === 40) refitSteps(secs);
         appendFileSync(
           metricsPath,
           `${JSON.stringify({ type: "step", ...m, seconds: round(elapsedBefore + secs) })}\n`,
@@ -596,6 +634,7 @@ export async function runTraining(
             metricsPath,
             `${JSON.stringify({ type: "eval", step: st.step, results: rows })}\n`,
           );
+          refitSteps((Date.now() - t0) / 1000);
           ui.log(
             `step ${st.step}: held-out accuracy ${rows.map((x) => `r=${x.steps} ${(100 * x.accuracy).toFixed(0)}%`).join(", ")}`,
           );
@@ -666,7 +705,7 @@ function estimateSteps(
 ): number {
   const c = model.config;
   const scratch = createModel(c, initParams(c, new Rng(seed + 1)));
-  const batch = batchAt(data, recipe, seed, 0);
+  const batch = batchAt(data, { ...recipe, curriculum: 0 }, seed, 0); // a full-mix batch
   const k = Math.min(c.meanBackpropDepth, c.meanRecurrence);
   const depth = { noGradSteps: c.meanRecurrence - k, gradSteps: k };
   let perStep = 0;
@@ -702,7 +741,9 @@ function describeRun(
   ui.log(
     `recipe: depth ${depth} r̄=${c.meanRecurrence} k=${c.meanBackpropDepth}, loss at the last ` +
       `${recipe.supervisedDepths} depths; ${recipe.optimizer} lr ${recipe.lr} ${recipe.schedule}, ` +
-      `batch ${recipe.batchSize}, clip ${recipe.gradClip}; ${totalSteps} steps` +
+      `batch ${recipe.batchSize}, clip ${recipe.gradClip}` +
+      (recipe.curriculum > 0 ? `, curriculum over ${recipe.curriculum * 100}% of the run` : "") +
+      `; ${totalSteps} steps` +
       (budget !== null ? ` (fitted to the ${formatDuration(budget)} budget)` : "") +
       (s.maxSteps === null && budget !== null ? "" : ""),
   );

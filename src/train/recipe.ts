@@ -2,21 +2,22 @@
  * The training recipe: every knob of `loom train` that is not part of the model's config.json,
  * with defaults chosen for small models on a CPU budget, and the depth schedule per step.
  *
- * Why the defaults (bench/recipe-notes.md has the measurements behind them):
- * - The reference recipe alone (concat adapter, heavy-tailed r̄ = 8, k = 4, final-depth loss)
- *   learns to ignore its loops at ~1 M parameters in minutes (the issue's PyTorch twin: flat
- *   accuracy at every r). Literature (reasoning-tasks.md §8-9) points at four levers, all here:
- *   1. supervision at several depths (`supervisedDepths`): the loss is read out after each of the
- *      last k iterations, not only the final one (TRM/HRM deep supervision, DT's per-iteration
- *      read-out). Every depth must then hold a usable answer, so extra iterations refine rather
- *      than destroy it: accuracy rises with r and stays flat past the training depth.
- *   2. a wide depth distribution (`depthScheme`): "uniform" draws the total depth uniformly in
- *      [1, 2r̄ − 1] (DT's progressive loss draws n ~ U too), so shallow and deep states are both
- *      trained; Huginn's poisson-lognormal-filling and fixed remain available.
- *   3. additive injection with a random initial state (model config, see `autoModelConfig` in
- *      cli/commands/train.ts): s + e has spectral radius 1 in the state (Parcae), and the noise
- *      forces path independence (the model cannot rely on a particular s_0).
- *   4. a moderate learning rate with warm-up and gradient clipping at 1.
+ * Why the defaults (bench/recipe-notes.md has the measurements behind them, E1-E9):
+ * - The first obstacle at ~200k parameters is not the loop but the "pick one of the two candidate
+ *   digits" plateau (loss ≈ ln 2) of multi-hop lookup: even a plain r = 1 model on 1-hop
+ *   pointer-chasing stays there for 2,600 steps at lr 2e-3 / batch 32 (C1) and leaves it after
+ *   ~1,750 steps at lr 5e-3 / batch 64 (C2). Hence lr 5e-3, batch 64 and a difficulty
+ *   curriculum (`curriculum`, 0.8: the easiest level alone first), which left the plateau on the
+ *   full task in ~2,700 steps (E9). Clipping at 1 keeps the high rate stable.
+ * - Literature levers against ignoring the loop (reasoning-tasks.md §8-9), kept on:
+ *   1. supervision at several depths (`supervisedDepths` = k = 2): the loss is read out after
+ *      each of the last k iterations (TRM/HRM deep supervision, DT's per-iteration read-out), so
+ *      extra iterations must not destroy the answer (no overthinking at 4x r̄ in E9).
+ *   2. a wide depth distribution (`depthScheme` "uniform": total depth ~ U[1, 2r̄ − 1], DT's
+ *      progressive loss); Huginn's poisson-lognormal-filling and fixed remain available.
+ *   3. additive injection with a random initial state (model config, `autoModelConfig` in
+ *      cli/commands/train.ts): s + e has spectral radius 1 in the state (Parcae).
+ * - NOT yet shown: accuracy rising with r. E9 (12 min) is flat in r (see the notes).
  */
 import { type DepthDraw, type DepthScheme, depthForStep } from "./depth-sampler.ts";
 import type { OptimizerName } from "./optim.ts";
@@ -52,12 +53,17 @@ export interface Recipe {
   supervisedDepths: number;
   /** Text training only: tokens per window (0 = the model's block_size). */
   seqLen: number;
+  /**
+   * Difficulty curriculum over the first `curriculum` fraction of the run (0 = off): examples
+   * with known difficulties are unlocked easiest first, in equal stages; afterwards the full mix.
+   */
+  curriculum: number;
 }
 
 export const defaultRecipe: Recipe = {
-  batchSize: 32,
+  batchSize: 64,
   optimizer: "adamw",
-  lr: 1e-3,
+  lr: 5e-3,
   minLrRatio: 0.1,
   schedule: "warmup-cosine",
   warmupSteps: 0,
@@ -68,8 +74,9 @@ export const defaultRecipe: Recipe = {
   eps: 1e-8,
   gradClip: 1,
   depthScheme: "uniform",
-  supervisedDepths: 4,
+  supervisedDepths: 2,
   seqLen: 0,
+  curriculum: 0.8,
 };
 
 /** The warm-up steps actually used for a run of `totalSteps`. */
@@ -128,6 +135,7 @@ export function validateRecipe(r: Recipe, source = "recipe"): void {
   if (!Number.isInteger(r.warmupSteps) || r.warmupSteps < 0)
     bad("warmupSteps", "must be an integer >= 0");
   if (!Number.isInteger(r.seqLen) || r.seqLen < 0) bad("seqLen", "must be an integer >= 0");
+  if (!(r.curriculum >= 0 && r.curriculum <= 1)) bad("curriculum", "must be in [0, 1]");
   if (!["adamw", "adam-atan2"].includes(r.optimizer))
     bad("optimizer", `must be adamw or adam-atan2, got ${JSON.stringify(r.optimizer)}`);
   if (!["warmup-cosine", "warmup-constant-cooldown"].includes(r.schedule))

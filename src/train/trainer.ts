@@ -37,7 +37,12 @@ import { learningRate } from "./schedule.ts";
 
 /** What the model trains on: encoded prompt/answer examples, or one token stream (LM). */
 export type TrainData =
-  | { kind: "examples"; encoded: readonly EncodedExample[] }
+  | {
+      kind: "examples";
+      encoded: readonly EncodedExample[];
+      /** Each example's difficulty (the task knob), for the recipe's curriculum; optional. */
+      difficulty?: readonly (number | undefined)[];
+    }
   | { kind: "text"; tokens: Int32Array; seqLen: number };
 
 /** Everything that changes during a run (weights live in `model`). */
@@ -153,8 +158,71 @@ export function batchIndices(n: number, batchSize: number, seed: number, step: n
   return out;
 }
 
-/** The batch of 0-based step `step`. */
-export function batchAt(data: TrainData, recipe: Recipe, seed: number, step: number): Batch {
+/**
+ * The difficulty ceiling of 0-based step `step` under a curriculum over the first
+ * `fraction` of a `totalSteps` run: the m distinct difficulties are unlocked one by one in m
+ * equal stages (stage 1: the easiest only), all of them from step fraction·totalSteps on.
+ * Returns Infinity when the curriculum is off (fraction 0) or no difficulty is known.
+ */
+export function curriculumCeiling(
+  difficulties: readonly number[],
+  fraction: number,
+  step: number,
+  totalSteps: number,
+): number {
+  const levels = [...new Set(difficulties)].sort((a, b) => a - b);
+  if (!(fraction > 0) || levels.length === 0) return Infinity;
+  const span = fraction * Math.max(totalSteps, 1);
+  const stage = Math.min(levels.length, 1 + Math.floor((levels.length * step) / span));
+  return stage >= levels.length ? Infinity : levels[stage - 1];
+}
+
+const poolCache = new WeakMap<object, Map<number, number[]>>();
+const levelCache = new WeakMap<object, number[]>();
+
+/** The distinct known difficulties of `data`, ascending (cached per data). */
+function levelsOf(data: TrainData & { kind: "examples" }): number[] {
+  let levels = levelCache.get(data);
+  if (levels === undefined) {
+    const known = (data.difficulty ?? []).filter((d): d is number => d !== undefined);
+    levels = [...new Set(known)].sort((a, b) => a - b);
+    levelCache.set(data, levels);
+  }
+  return levels;
+}
+
+/** Indices of the examples at or below `ceiling` (all when none is known), cached per data. */
+function eligible(data: TrainData & { kind: "examples" }, ceiling: number): number[] | null {
+  const diffs = data.difficulty;
+  if (ceiling === Infinity || diffs === undefined) return null;
+  let byCeiling = poolCache.get(data);
+  if (byCeiling === undefined) {
+    byCeiling = new Map();
+    poolCache.set(data, byCeiling);
+  }
+  let pool = byCeiling.get(ceiling);
+  if (pool === undefined) {
+    pool = [];
+    for (let i = 0; i < data.encoded.length; i++) {
+      const d = diffs[i];
+      if (d === undefined || d <= ceiling) pool.push(i);
+    }
+    byCeiling.set(ceiling, pool);
+  }
+  return pool.length > 0 ? pool : null;
+}
+
+/**
+ * The batch of 0-based step `step` of a `totalSteps` run. With `recipe.curriculum` > 0 and known
+ * difficulties, drawn only from the examples the curriculum has unlocked by then.
+ */
+export function batchAt(
+  data: TrainData,
+  recipe: Recipe,
+  seed: number,
+  step: number,
+  totalSteps = 1,
+): Batch {
   if (data.kind === "text") {
     return packText(
       data.tokens,
@@ -165,9 +233,22 @@ export function batchAt(data: TrainData, recipe: Recipe, seed: number, step: num
   }
   const n = data.encoded.length;
   if (n === 0) throw new RangeError("training data holds no examples");
+  const ceiling =
+    recipe.curriculum > 0 && data.difficulty !== undefined
+      ? curriculumCeiling(levelsOf(data), recipe.curriculum, step, totalSteps)
+      : Infinity;
+  const pool = eligible(data, ceiling);
+  if (pool === null) {
+    return makeBatch(
+      data.encoded,
+      batchIndices(n, Math.min(recipe.batchSize, n), seed, step),
+      PAD_ID,
+    );
+  }
+  const picks = batchIndices(pool.length, Math.min(recipe.batchSize, pool.length), seed, step);
   return makeBatch(
     data.encoded,
-    batchIndices(n, Math.min(recipe.batchSize, n), seed, step),
+    picks.map((i) => pool[i]),
     PAD_ID,
   );
 }
@@ -230,7 +311,7 @@ export function trainStep(state: TrainState, recipe: Recipe, data: TrainData): S
   const { model, seed, step } = state;
   const params = trainableParams(model);
   const depth = depthAt(model, recipe, seed, step);
-  const batch = batchAt(data, recipe, seed, step);
+  const batch = batchAt(data, recipe, seed, step, state.totalSteps);
   const tokens = batch.labels.reduce((a, l) => a + (l >= 0 ? 1 : 0), 0);
   const lr = lrAt(recipe, step, state.totalSteps);
   for (const [, t] of namedParameters(model.params)) t.grad = null;
