@@ -95,19 +95,3 @@ export function parseDuration(text: string): number | null {
   }
   return matched > 0 && matched === t.length ? total : null;
 }
-
-/**
- * Switch to the native backend when it is built (src/node/native.ts, `selectBackend()`); the
- * pure-TypeScript backend otherwise. Returns the backend's name.
- */
-export async function useFastestBackend(): Promise<string> {
-  const path = "../src/node/native.ts";
-  try {
-    const mod = (await import(path)) as { selectBackend?: () => unknown };
-    mod.selectBackend?.();
-    const { backend } = await import("../src/backend/select.ts");
-    return backend().name;
-  } catch {
-    return "js";
-  }
-}

@@ -1,5 +1,6 @@
 // `loom demo`: train a small model on a built-in task within a few minutes, evaluate it at
 // r = 1..64, print the test-time-scaling table and write a report folder (model, results, plot).
+import { backend } from "../../src/backend/select.ts";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
@@ -13,7 +14,7 @@ import { writePng } from "../../src/node/plot.ts";
 import { formatTable } from "../../src/train/evaluate.ts";
 import { CliError, list, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
-import { ProgressBar, formatDuration, parseDuration, useFastestBackend } from "../progress.ts";
+import { ProgressBar, formatDuration, parseDuration } from "../progress.ts";
 import { accuracyPlot, runEval } from "./eval.ts";
 import { DEFAULT_TASK_COUNT, runTraining } from "./train.ts";
 
@@ -39,7 +40,7 @@ export const demoCommand: Command = {
   },
   async run({ flags }) {
     const started = Date.now();
-    const backendName = await useFastestBackend();
+    const backendName = backend().name;
     const task = str(flags, "task") ?? "pointer-chasing";
     if (!isTaskName(task)) {
       throw new CliError(`loom demo: unknown task "${task}" (tasks: ${TASK_NAMES.join(", ")})`);

@@ -23,7 +23,7 @@ import {
 } from "../../src/train/evaluate.ts";
 import { CliError, type Flags, list, need, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
-import { ProgressBar, useFastestBackend } from "../progress.ts";
+import { ProgressBar } from "../progress.ts";
 
 export const evalCommand: Command = {
   name: "eval",
@@ -59,7 +59,6 @@ export const evalCommand: Command = {
     quiet: { type: "boolean", help: "no progress bar" },
   },
   async run({ flags }) {
-    await useFastestBackend();
     const dir = need("eval", flags, "model");
     const { model, tokenizer } = loadModel(dir);
     if (tokenizer === null) throw new CliError(`${dir}: no tokenizer.json (train with loom train)`);

@@ -1,6 +1,7 @@
 // `loom train`: randomized-depth truncated-backprop training on JSONL examples, a built-in task
 // or plain text, with a progress bar, metrics JSONL, periodic evaluation, atomic checkpoints,
 // --resume, Ctrl-C handling and a time budget. The loop itself is src/train/trainer.ts.
+import { backend } from "../../src/backend/select.ts";
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DataError } from "../../src/data/errors.ts";
@@ -44,13 +45,7 @@ import {
 import { CliError, type Flags, bool, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
 import { readJson } from "../io.ts";
-import {
-  ProgressBar,
-  formatCount,
-  formatDuration,
-  parseDuration,
-  useFastestBackend,
-} from "../progress.ts";
+import { ProgressBar, formatCount, formatDuration, parseDuration } from "../progress.ts";
 
 /** Where the training data comes from (stored in trainer-state.json to rebuild it on resume). */
 export type DataSource =
@@ -140,7 +135,7 @@ export const trainCommand: Command = {
   },
   allowOverrides: true,
   async run({ flags, overrides }) {
-    const backendName = await useFastestBackend();
+    const backendName = backend().name;
     const settings = settingsFromFlags(flags, overrides);
     // the pure-JS fallback is 5-10x slower: say which backend a budget-fitted run gets
     if (!settings.quiet) console.error(`backend: ${backendName}`);
