@@ -15,8 +15,9 @@ import { formatTable } from "../../src/train/evaluate.ts";
 import { CliError, list, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ProgressBar, formatDuration, parseDuration } from "../progress.ts";
+import { runTraining } from "../train/run.ts";
+import { DEFAULT_TASK_COUNT } from "../train/settings.ts";
 import { accuracyPlot, runEval } from "./eval.ts";
-import { DEFAULT_TASK_COUNT, runTraining } from "./train.ts";
 
 export const demoCommand: Command = {
   name: "demo",

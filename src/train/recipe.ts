@@ -16,7 +16,7 @@
  *   2. a wide depth distribution (`depthScheme` "uniform": total depth ~ U[1, 2r̄ − 1], DT's
  *      progressive loss); Huginn's poisson-lognormal-filling and fixed remain available.
  *   3. additive injection with a random initial state (model config, `autoModelConfig` in
- *      cli/commands/train.ts): s + e has spectral radius 1 in the state (Parcae).
+ *      cli/train/settings.ts): s + e has spectral radius 1 in the state (Parcae).
  * - NOT yet shown: accuracy rising with r. E9 (12 min) is flat in r (see the notes).
  */
 import { type DepthDraw, type DepthScheme, depthForStep } from "./depth-sampler.ts";

@@ -1,0 +1,131 @@
+// What a run does after each optimizer step: a metrics line, the progress bar, a periodic
+// held-out evaluation, a checkpoint every so often, and (budget-fitted runs) re-fitting the
+// schedule's length to the measured speed.
+import { appendFileSync } from "node:fs";
+import { evaluate } from "../../src/train/evaluate.ts";
+import type { StepMetrics, TrainState } from "../../src/train/trainer.ts";
+import { type ProgressBar, formatCount, formatDuration } from "../progress.ts";
+import type { LoadedData } from "./data.ts";
+
+export interface MonitorOptions {
+  /** The state the loop advances (the one its hooks are handed). */
+  state: TrainState;
+  data: LoadedData;
+  ui: ProgressBar;
+  metricsPath: string;
+  /** When this invocation started training (Date.now()). */
+  t0: number;
+  /** Training seconds of earlier invocations, added to the metrics' timestamps. */
+  elapsedBefore: number;
+  /** Training seconds this invocation may take (null: no limit). */
+  budget: number | null;
+  /** Re-fit the number of steps to the budget at the measured speed. */
+  refit: boolean;
+  /** Evaluate every this many steps; 0: about 8 times a run. */
+  evalEvery: number;
+  checkpointEverySeconds: number;
+  save: (finished: boolean) => void;
+}
+
+export class RunMonitor {
+  /** Final-depth loss of the latest step (NaN before the first). */
+  lastLoss = Number.NaN;
+  private readonly o: MonitorOptions;
+  private readonly startStep: number;
+  /** The depths of the periodic evaluation: 1, r̄ and 2r̄. */
+  private readonly evalSteps: number[];
+  private evalEvery: number;
+  private tokensThisRun = 0;
+  private lastSave = Date.now();
+  private refitFrom: { step: number; secs: number } | null = null;
+
+  constructor(o: MonitorOptions) {
+    this.o = o;
+    this.startStep = o.state.step;
+    this.evalEvery = o.evalEvery > 0 ? o.evalEvery : this.autoEvery();
+    const r = o.state.model.config.meanRecurrence;
+    this.evalSteps = [...new Set([1, r, 2 * r])];
+  }
+
+  onStep(m: StepMetrics, st: TrainState): void {
+    this.lastLoss = m.loss;
+    this.tokensThisRun += m.inputTokens;
+    const secs = (Date.now() - this.o.t0) / 1000;
+    if (st.step - this.startStep === 10) this.refitFrom = { step: st.step, secs };
+    if (st.step - this.startStep === 40) this.refitSteps(secs);
+    appendFileSync(
+      this.o.metricsPath,
+      `${JSON.stringify({ type: "step", ...m, seconds: round(this.o.elapsedBefore + secs) })}\n`,
+    );
+    this.showProgress(m, st, secs);
+    if (
+      this.o.data.evalExamples.length > 0 &&
+      (st.step % this.evalEvery === 0 || st.step === st.totalSteps)
+    ) {
+      this.evaluateHeldOut(st);
+    }
+    if ((Date.now() - this.lastSave) / 1000 >= this.o.checkpointEverySeconds) {
+      this.o.save(false);
+      this.lastSave = Date.now();
+    }
+  }
+
+  private autoEvery(): number {
+    return Math.max(Math.ceil(this.o.state.totalSteps / 8), 1);
+  }
+
+  private showProgress(m: StepMetrics, st: TrainState, secs: number): void {
+    const { budget } = this.o;
+    const stepsLeft = st.totalSteps - st.step;
+    const perStep = secs / Math.max(st.step - this.startStep, 1);
+    const eta = Math.min(stepsLeft * perStep, budget === null ? Infinity : budget - secs);
+    const frac = Math.max(st.step / st.totalSteps, budget === null ? 0 : secs / budget);
+    this.o.ui.update(
+      frac,
+      `step ${st.step}/${st.totalSteps} loss ${m.loss.toFixed(4)} r=${m.noGradSteps + m.gradSteps} ` +
+        `${formatCount(this.tokensThisRun / Math.max(secs, 1e-3))} tok/s ETA ${formatDuration(eta)}`,
+    );
+  }
+
+  private evaluateHeldOut(st: TrainState): void {
+    const { data } = this.o;
+    const rows = evaluate(st.model, data.tokenizer, data.evalExamples.slice(0, 100), {
+      steps: this.evalSteps,
+      seed: 1,
+    }).filter((row) => row.difficulty === null);
+    appendFileSync(
+      this.o.metricsPath,
+      `${JSON.stringify({ type: "eval", step: st.step, results: rows })}\n`,
+    );
+    this.refitSteps((Date.now() - this.o.t0) / 1000);
+    this.o.ui.log(
+      `step ${st.step}: held-out accuracy ${rows.map((x) => `r=${x.steps} ${(100 * x.accuracy).toFixed(0)}%`).join(", ")}`,
+    );
+  }
+
+  /**
+   * A budget-fitted schedule is re-fitted to the measured speed: the start-up estimate times a
+   * cold JIT on one batch (and a curriculum starts on short examples), so it can be off by 2x.
+   * The first re-fit is at step 40 of this invocation, on the speed since step 10.
+   */
+  private refitSteps(secs: number): void {
+    const { budget, state } = this.o;
+    if (!this.o.refit || budget === null || this.refitFrom === null) return;
+    // the speed since the last re-fit: a curriculum makes later steps slower than early ones
+    const perStep = (secs - this.refitFrom.secs) / Math.max(state.step - this.refitFrom.step, 1);
+    this.refitFrom = { step: state.step, secs };
+    const left = budget * 0.95 - secs;
+    const total = state.step + Math.max(1, Math.floor(left / perStep));
+    if (Math.abs(total - state.totalSteps) > 0.05 * state.totalSteps) {
+      state.totalSteps = total;
+      // the evaluation cadence follows the first re-fit only (a moving one would re-trigger)
+      if (this.o.evalEvery <= 0 && state.step - this.startStep <= 40) {
+        this.evalEvery = this.autoEvery();
+      }
+    }
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

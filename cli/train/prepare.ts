@@ -1,0 +1,211 @@
+// The state a `loom train` invocation starts from: a new model sized to the data and the time
+// budget, or a saved run read back from its checkpoint.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { CharTokenizer } from "../../src/data/tokenizer.ts";
+import { ConfigError } from "../../src/model/config-json.ts";
+import type { ModelConfig } from "../../src/model/config.ts";
+import { type RavenModel, createModel, initModel } from "../../src/model/model.ts";
+import { initParams } from "../../src/model/params.ts";
+import { modelStats } from "../../src/model/stats.ts";
+import {
+  isCheckpoint,
+  loadCheckpoint,
+  recoverCheckpointDir,
+} from "../../src/node/checkpoint-io.ts";
+import { Rng } from "../../src/tensor/random.ts";
+import { backward } from "../../src/tensor/tensor.ts";
+import { type Recipe, defaultRecipe, validateRecipe } from "../../src/train/recipe.ts";
+import {
+  type TrainData,
+  type TrainState,
+  batchAt,
+  batchLoss,
+  createTrainState,
+  stateInitAt,
+} from "../../src/train/trainer.ts";
+import { CliError } from "../args.ts";
+import { type ProgressBar, formatCount, formatDuration } from "../progress.ts";
+import { type LoadedData, loadData } from "./data.ts";
+import {
+  type DataSource,
+  type TrainSettings,
+  DEFAULT_BUDGET_SECONDS,
+  autoModelConfig,
+  resolveConfig,
+  splitSettings,
+} from "./settings.ts";
+
+/** A run ready to train: its state, recipe and data, and the time spent and still allowed. */
+export interface PreparedRun {
+  state: TrainState;
+  recipe: Recipe;
+  source: DataSource;
+  data: LoadedData;
+  /** Training seconds of the earlier invocations of this run (0 for a new one). */
+  elapsedBefore: number;
+  /** Training seconds this invocation may take (null: no limit). */
+  budget: number | null;
+}
+
+/** A new run in `dir`: the model sized to the data and budget unless the settings say otherwise. */
+export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): PreparedRun {
+  checkOutDir(dir);
+  const { model: modelSettings, recipe: recipeSettings } = splitSettings(
+    s.overrides,
+    s.overrideSource,
+  );
+  const recipe: Recipe = { ...defaultRecipe, ...recipeSettings };
+  validateRecipe(recipe, s.overrideSource);
+  const budget =
+    s.timeBudgetSeconds === null && s.maxSteps === null
+      ? DEFAULT_BUDGET_SECONDS
+      : s.timeBudgetSeconds;
+  const blockSize = typeof modelSettings.block_size === "number" ? modelSettings.block_size : null;
+  const data = loadData(s.source, null, blockSize);
+  const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest);
+  const config = resolveConfig(base, modelSettings, s.overrideSource);
+  checkFits(config, data);
+  const model = initModel(config, new Rng(s.seed));
+  const totalSteps =
+    s.maxSteps ??
+    estimateSteps(model, recipe, data.train, s.seed, budget ?? DEFAULT_BUDGET_SECONDS);
+  const state = createTrainState(model, recipe, s.seed, totalSteps);
+  describeRun(ui, model.config, recipe, totalSteps, budget);
+  return { state, recipe, source: s.source, data, elapsedBefore: 0, budget };
+}
+
+/** The run saved in `from`, which must be the output directory `dir` (checkpoints go back there). */
+export function resumeRun(
+  s: TrainSettings,
+  from: string,
+  dir: string,
+  ui: ProgressBar,
+): PreparedRun {
+  recoverCheckpointDir(from);
+  const ck = loadCheckpoint(from);
+  if (resolve(from) !== dir)
+    throw new CliError("loom train: --resume writes back to the same directory; drop --out");
+  const recipe: Recipe = { ...defaultRecipe, ...(ck.state.recipe as Partial<Recipe>) };
+  const source = ck.state.data as DataSource;
+  const tok = CharTokenizer.fromJSON(ck.tokenizer);
+  const data = loadData(source, tok, ck.model.config.blockSize);
+  const state: TrainState = {
+    model: ck.model,
+    opt: ck.opt,
+    step: ck.state.step,
+    totalSteps: s.maxSteps ?? ck.state.totalSteps,
+    seed: ck.state.seed,
+    tokens: ck.state.tokens,
+  };
+  const elapsedBefore = ck.state.elapsedSeconds;
+  let budget = s.timeBudgetSeconds;
+  // without a new --time-budget, what is left of the run's own
+  if (budget === null && ck.state.timeBudgetSeconds !== null) {
+    budget = Math.max(ck.state.timeBudgetSeconds - elapsedBefore, 0);
+  }
+  if (s.maxSteps !== null && s.maxSteps !== ck.state.totalSteps) {
+    ui.log(`note: the LR schedule now spans ${s.maxSteps} steps (was ${ck.state.totalSteps})`);
+  }
+  ui.log(`resuming ${dir} at step ${state.step} of ${state.totalSteps}`);
+  truncateMetrics(join(dir, "metrics.jsonl"), state.step);
+  return { state, recipe, source, data, elapsedBefore, budget };
+}
+
+/** Refuse to overwrite a run (or anything else) at --out: nothing already trained is lost. */
+function checkOutDir(dir: string): void {
+  recoverCheckpointDir(dir);
+  if (!existsSync(dir)) return;
+  if (isCheckpoint(dir)) {
+    throw new CliError(
+      `loom train: ${dir} already holds a training run; continue it with --resume ${dir} or choose another --out`,
+    );
+  }
+  if (readdirSync(dir).length > 0) {
+    throw new CliError(`loom train: ${dir} exists and is not empty; choose another --out`);
+  }
+}
+
+/** The data must fit the model's context and vocabulary (a config or override may shrink them). */
+function checkFits(config: ModelConfig, data: LoadedData): void {
+  if (data.longest > config.blockSize) {
+    throw new ConfigError(
+      `field "block_size" (${config.blockSize}) is shorter than the longest training sequence ` +
+        `(${data.longest} tokens, ${data.longestWhere})`,
+    );
+  }
+  if (config.vocabSize < data.tokenizer.vocabSize) {
+    throw new ConfigError(
+      `field "vocab_size" (${config.vocabSize}) is smaller than the tokenizer's ${data.tokenizer.vocabSize} ids`,
+    );
+  }
+}
+
+/** Steps that fit the budget: time two steps at the mean depth on a throwaway model. */
+function estimateSteps(
+  model: RavenModel,
+  recipe: Recipe,
+  data: TrainData,
+  seed: number,
+  budget: number,
+): number {
+  const c = model.config;
+  const scratch = createModel(c, initParams(c, new Rng(seed + 1)));
+  const batch = batchAt(data, { ...recipe, curriculum: 0 }, seed, 0); // a full-mix batch
+  const k = Math.min(c.meanBackpropDepth, c.meanRecurrence);
+  const depth = { noGradSteps: c.meanRecurrence - k, gradSteps: k };
+  let perStep = 0;
+  for (let i = 0; i < 2; i++) {
+    const t = performance.now();
+    const { objective } = batchLoss(scratch, batch, {
+      depth,
+      supervisedDepths: recipe.supervisedDepths,
+      init: stateInitAt(scratch, seed, 0),
+    });
+    backward(objective);
+    perStep = (performance.now() - t) / 1000;
+  }
+  // ~12% of the time goes to evaluation and checkpoints; the optimizer update adds a little
+  return Math.max(10, Math.floor((budget * 0.88) / (perStep * 1.05)));
+}
+
+/** The model and recipe of a new run, in two lines. */
+function describeRun(
+  ui: ProgressBar,
+  c: ModelConfig,
+  recipe: Recipe,
+  totalSteps: number,
+  budget: number | null,
+): void {
+  const stats = modelStats(c, c.meanRecurrence, c.blockSize);
+  const depth = recipe.depthScheme === "config" ? c.samplingScheme : recipe.depthScheme;
+  ui.log(
+    `model: width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/` +
+      `${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, ${formatCount(stats.uniqueParams)} parameters, ` +
+      `${c.injectionType} injection, state init ${c.stateInit}, context ${c.blockSize}`,
+  );
+  ui.log(
+    `recipe: depth ${depth} r̄=${c.meanRecurrence} k=${c.meanBackpropDepth}, loss at the last ` +
+      `${recipe.supervisedDepths} depths; ${recipe.optimizer} lr ${recipe.lr} ${recipe.schedule}, ` +
+      `batch ${recipe.batchSize}, clip ${recipe.gradClip}` +
+      (recipe.curriculum > 0 ? `, curriculum over ${recipe.curriculum * 100}% of the run` : "") +
+      `; ${totalSteps} steps` +
+      (budget !== null ? ` (fitted to the ${formatDuration(budget)} budget)` : ""),
+  );
+}
+
+/** Drop metrics lines past `step` (from a run that crashed after its last checkpoint). */
+function truncateMetrics(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const keep = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((line) => {
+      if (line.trim() === "") return false;
+      try {
+        return (JSON.parse(line) as { step: number }).step <= step;
+      } catch {
+        return false;
+      }
+    });
+  writeFileSync(path, keep.length > 0 ? `${keep.join("\n")}\n` : "");
+}
