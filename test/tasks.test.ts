@@ -175,3 +175,30 @@ test("isTaskName accepts exactly the built-in tasks", () => {
   assert.ok(TASK_NAMES.every(isTaskName));
   assert.ok(!isTaskName("sorting"));
 });
+
+test("swaps: replaying the moves gives the answer; all three answers common at 6 swaps", () => {
+  for (const split of ["train", "test"] as const) {
+    const examples = generateTask("swaps", {
+      split,
+      count: 3000,
+      seed: 5,
+      difficulties: [1, 3, 6],
+    });
+    const counts = [0, 0, 0];
+    for (const ex of examples) {
+      const [start, moves] = ex.prompt.split(":");
+      let ball = Number(start);
+      const list = moves.split(",");
+      assert.equal(list.length, ex.difficulty);
+      for (const m of list) {
+        const [a, b] = [Number(m[0]), Number(m[1])];
+        assert.ok(a < b && a >= 1 && b <= 3, m);
+        if (ball === a) ball = b;
+        else if (ball === b) ball = a;
+      }
+      assert.equal(ex.answer, String(ball));
+      if (ex.difficulty === 6) counts[ball - 1]++; // 1 swap has only 9 prompts to split
+    }
+    for (const c of counts) assert.ok(c > 250, `answers spread: ${counts.join(", ")}`);
+  }
+});

@@ -10,18 +10,20 @@ import { addition } from "./addition.ts";
 import { parity } from "./parity.ts";
 import { pointerChasing } from "./pointer-chasing.ts";
 import { reachability } from "./reachability.ts";
+import { swaps } from "./swaps.ts";
 import { range, type Instance, type TaskSpec } from "./spec.ts";
 import { hashString, splitOf, type Split } from "./split.ts";
 
 export type { Split } from "./split.ts";
 
-export type TaskName = "addition" | "pointer-chasing" | "reachability" | "parity";
+export type TaskName = "addition" | "pointer-chasing" | "reachability" | "parity" | "swaps";
 
 export const TASK_NAMES: readonly TaskName[] = [
   "addition",
   "pointer-chasing",
   "reachability",
   "parity",
+  "swaps",
 ];
 
 export interface TaskOptions {
@@ -80,6 +82,8 @@ function taskSpec(name: TaskName): TaskSpec {
       return reachability;
     case "parity":
       return parity;
+    case "swaps":
+      return swaps;
     default:
       throw new Error(`unknown task ${String(name satisfies never)}`);
   }
