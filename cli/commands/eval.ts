@@ -1,5 +1,6 @@
 // `loom eval`: accuracy vs test-time recurrence r (greedy decoding, exact match), per difficulty,
 // as a table, a JSON file and optionally a plot.
+import { type ExitName, defaultThreshold, exitNames } from "../../src/generate/exit.ts";
 import { readFileSync, writeFileSync } from "node:fs";
 import { type Example } from "../../src/data/example.ts";
 import { parseExamplesJsonl } from "../../src/data/jsonl.ts";
@@ -13,14 +14,7 @@ import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import type { RavenModel } from "../../src/model/model.ts";
 import { loadModel } from "../../src/node/model-io.ts";
 import { writePng, type VegaLiteSpec } from "../../src/node/plot.ts";
-import {
-  DEFAULT_EXIT_THRESHOLD,
-  EXIT_CRITERIA,
-  type EvalRow,
-  type ExitCriterion,
-  evaluate,
-  formatTable,
-} from "../../src/train/evaluate.ts";
+import { type EvalRow, evaluate, formatTable } from "../../src/train/evaluate.ts";
 import { CliError, type Flags, list, need, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ProgressBar } from "../progress.ts";
@@ -44,7 +38,7 @@ export const evalCommand: Command = {
     exit: {
       type: "string",
       help: "per-token exit criterion, r = the cap",
-      choices: EXIT_CRITERIA,
+      choices: exitNames,
       default: "none",
     },
     "exit-threshold": { type: "number", help: "threshold of --exit (default: the reference's)" },
@@ -66,8 +60,8 @@ export const evalCommand: Command = {
     const examples = readExamples(flags);
     const steps = list(flags, "steps") ?? [1, 2, 4, 8, 16, 32];
     if (steps.some((r) => r < 1)) throw new CliError("loom eval: --steps must be >= 1");
-    const exit = (str(flags, "exit") ?? "none") as ExitCriterion;
-    const threshold = num(flags, "exit-threshold") ?? DEFAULT_EXIT_THRESHOLD[exit];
+    const exit = (str(flags, "exit") ?? "none") as ExitName;
+    const threshold = num(flags, "exit-threshold") ?? defaultThreshold(exit);
     const rows = runEval(model, tok, examples, steps, {
       exit,
       threshold,
@@ -89,7 +83,7 @@ export function runEval(
   tok: CharTokenizer,
   examples: readonly Example[],
   steps: readonly number[],
-  o: { exit: ExitCriterion; threshold: number; batchSize: number; seed: number; quiet: boolean },
+  o: { exit: ExitName; threshold: number; batchSize: number; seed: number; quiet: boolean },
 ): EvalRow[] {
   const ui = new ProgressBar({ quiet: o.quiet });
   const total = steps.reduce((a, r) => a + r, 0) * examples.length;

@@ -209,7 +209,7 @@ function copyLastRows(dst: Float32Array, l: Tensor, rows: Uint8Array, T: number,
   });
 }
 
-function lastPositionLogits(l: Tensor, T: number, V: number): Float32Array {
+export function lastPositionLogits(l: Tensor, T: number, V: number): Float32Array {
   const B = l.size / (T * V);
   const out = new Float32Array(B * V);
   copyLastRows(out, l, new Uint8Array(B).fill(1), T, V);

@@ -19,38 +19,15 @@ import {
   iterateOneStep,
   predictFromLatents,
 } from "../model/model.ts";
+import { type ExitName, makeExitCriterion } from "../generate/exit.ts";
+import { lastPositionLogits } from "../generate/generate.ts";
 import { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad } from "../tensor/tensor.ts";
-
-/** Per-token exit criteria (huginn-reference §4.3); "none" always runs r steps. */
-export type ExitCriterion =
-  "none" | "kl" | "minp-kl" | "entropy-diff" | "latent-diff" | "cosine" | "argmax-stability";
-
-export const EXIT_CRITERIA: readonly ExitCriterion[] = [
-  "none",
-  "kl",
-  "minp-kl",
-  "entropy-diff",
-  "latent-diff",
-  "cosine",
-  "argmax-stability",
-];
-
-/** The reference's "auto" thresholds (HEAD). */
-export const DEFAULT_EXIT_THRESHOLD: Record<ExitCriterion, number> = {
-  none: 0,
-  kl: 1e-3,
-  "minp-kl": 1e-5,
-  "entropy-diff": 1e-3,
-  "latent-diff": 0.03,
-  cosine: 1e-3,
-  "argmax-stability": 5,
-};
 
 export interface EvalOptions {
   /** Recurrence counts to evaluate (the cap when an exit criterion is set). */
   steps: readonly number[];
-  exit?: ExitCriterion;
+  exit?: ExitName;
   exitThreshold?: number;
   /** Rows per forward (default 64). */
   batchSize?: number;
@@ -219,169 +196,37 @@ function runWithExit(
     const mode = model.config.stateInit;
     const init: StateInitOption = mode === "zero" ? { mode } : { mode, rng };
     let s = initializeState(model, e, init);
-    const criterion = o.exit ?? "none";
-    if (criterion === "none") {
+    const crit = makeExitCriterion(o.exit ?? "none", o.exitThreshold);
+    if (crit.name === "none") {
       for (let t = 0; t < r; t++) s = iterateOneStep(model, s, e, t, ctx);
       return {
         logits: predictFromLatents(model, s, ctx).logits,
         stepsUsed: Array<number>(B).fill(r),
       };
     }
-    const threshold = o.exitThreshold ?? DEFAULT_EXIT_THRESHOLD[criterion];
-    const exitState = new ExitTracker(criterion, threshold, B, T, model);
+    crit.init(B);
     const stepsUsed = Array<number>(B).fill(r);
     const exited = Array<boolean>(B).fill(false);
-    const C = model.config.nEmbd;
-    const rowSize = T * C;
+    const rowSize = T * model.config.nEmbd;
+    const V = model.config.paddedVocabSize;
     for (let t = 0; t < r; t++) {
-      const next = iterateOneStep(model, s, e, t, ctx);
-      // exited rows keep their frozen state
-      for (let b = 0; b < B; b++) {
-        if (exited[b]) next.data.set(s.data.subarray(b * rowSize, (b + 1) * rowSize), b * rowSize);
-      }
       const prev = s;
-      s = next;
-      const needsLogits = exitState.needsLogits;
-      const logits = needsLogits ? predictFromLatents(model, s, ctx).logits : null;
-      for (let b = 0; b < B; b++) {
-        if (exited[b]) continue;
-        if (exitState.check(b, t, prev, s, logits)) {
-          exited[b] = true;
-          stepsUsed[b] = t + 1;
-        }
-      }
+      s = iterateOneStep(model, prev, e, t, ctx);
+      // exited rows keep their frozen state
+      exited.forEach((gone, b) => {
+        if (gone) s.data.set(prev.data.subarray(b * rowSize, (b + 1) * rowSize), b * rowSize);
+      });
+      const out = crit.needsLogits ? predictFromLatents(model, s, ctx).logits : null;
+      const logits = out ? lastPositionLogits(out, T, V) : null;
+      const view = { batch: B, seqLen: T, width: model.config.nEmbd, vocab: V };
+      const { exit } = crit.check({ ...view, state: s.data, prev: prev.data, logits });
+      exit.forEach((go, b) => {
+        if (go && !exited[b]) [exited[b], stepsUsed[b]] = [true, t + 1];
+      });
       if (exited.every(Boolean)) break;
     }
     return { logits: predictFromLatents(model, s, ctx).logits, stepsUsed };
   });
-}
-
-/** The per-row state of an exit criterion, evaluated on each row's last position. */
-class ExitTracker {
-  readonly needsLogits: boolean;
-  private readonly criterion: ExitCriterion;
-  private readonly threshold: number;
-  private readonly T: number;
-  private readonly model: RavenModel;
-  private prevProbs: (Float64Array | null)[];
-  private prevEntropy: number[];
-  private prevArgmax: number[];
-  private stable: number[];
-
-  constructor(
-    criterion: ExitCriterion,
-    threshold: number,
-    B: number,
-    T: number,
-    model: RavenModel,
-  ) {
-    this.criterion = criterion;
-    this.threshold = threshold;
-    this.T = T;
-    this.model = model;
-    this.needsLogits = !["latent-diff", "cosine"].includes(criterion);
-    this.prevProbs = Array<Float64Array | null>(B).fill(null);
-    this.prevEntropy = Array<number>(B).fill(100);
-    this.prevArgmax = Array<number>(B).fill(-1);
-    this.stable = Array<number>(B).fill(0);
-  }
-
-  /** Whether row b exits after 0-based step t. */
-  check(b: number, t: number, prev: Tensor, s: Tensor, logits: Tensor | null): boolean {
-    const C = this.model.config.nEmbd;
-    const off = (b * this.T + this.T - 1) * C;
-    switch (this.criterion) {
-      case "latent-diff": {
-        let d = 0;
-        let n = 0;
-        for (let i = 0; i < C; i++) {
-          d += (s.data[off + i] - prev.data[off + i]) ** 2;
-          n += s.data[off + i] ** 2;
-        }
-        return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-12) < this.threshold;
-      }
-      case "cosine": {
-        let dot = 0;
-        let na = 0;
-        let nb = 0;
-        for (let i = 0; i < C; i++) {
-          dot += s.data[off + i] * prev.data[off + i];
-          na += s.data[off + i] ** 2;
-          nb += prev.data[off + i] ** 2;
-        }
-        return 1 - dot / Math.max(Math.sqrt(na * nb), 1e-12) < this.threshold;
-      }
-      case "kl":
-      case "minp-kl":
-      case "entropy-diff":
-      case "argmax-stability":
-        return this.checkLogits(b, t, logits as Tensor);
-      case "none":
-        return false;
-      default:
-        return this.criterion satisfies never;
-    }
-  }
-
-  private checkLogits(b: number, t: number, logits: Tensor): boolean {
-    const V = this.model.config.vocabSize;
-    const Vp = logits.shape[2];
-    const off = (b * this.T + this.T - 1) * Vp;
-    const p = softmax(logits.data.subarray(off, off + V));
-    let argmax = 0;
-    for (let v = 1; v < V; v++) if (p[v] > p[argmax]) argmax = v;
-    switch (this.criterion) {
-      case "kl":
-      case "minp-kl": {
-        const q = this.criterion === "minp-kl" ? minp(p) : p;
-        const before = this.prevProbs[b] ?? new Float64Array(V).fill(1 / V);
-        this.prevProbs[b] = q;
-        let kl = 0;
-        for (let v = 0; v < V; v++) {
-          if (before[v] > 0)
-            kl += before[v] * (Math.log(before[v]) - Math.log(Math.max(q[v], 1e-30)));
-        }
-        return kl < this.threshold;
-      }
-      case "entropy-diff": {
-        let h = 0;
-        for (let v = 0; v < V; v++) if (p[v] > 0) h -= p[v] * Math.log(p[v]);
-        const diff = Math.abs(h - this.prevEntropy[b]);
-        this.prevEntropy[b] = h;
-        return diff < this.threshold;
-      }
-      case "argmax-stability": {
-        this.stable[b] = t > 0 && argmax === this.prevArgmax[b] ? this.stable[b] + 1 : 0;
-        this.prevArgmax[b] = argmax;
-        return this.stable[b] >= this.threshold;
-      }
-      case "none":
-      case "latent-diff":
-      case "cosine":
-        return false;
-      default:
-        return this.criterion satisfies never;
-    }
-  }
-}
-
-function softmax(x: Float32Array): Float64Array {
-  let m = -Infinity;
-  for (const v of x) m = Math.max(m, v);
-  const p = new Float64Array(x.length);
-  let z = 0;
-  for (let i = 0; i < x.length; i++) z += p[i] = Math.exp(x[i] - m);
-  for (let i = 0; i < x.length; i++) p[i] /= z;
-  return p;
-}
-
-/** Probabilities below 0.1·max replaced by 1/V, renormalised (the reference's minp-kl). */
-function minp(p: Float64Array): Float64Array {
-  let m = 0;
-  for (const v of p) m = Math.max(m, v);
-  const q = p.map((v) => (v < 0.1 * m ? 1 / p.length : v));
-  const z = q.reduce((a, b) => a + b, 0);
-  return q.map((v) => v / z);
 }
 
 /** Rows per difficulty (ascending) then the all-examples row, for one r. */
