@@ -1,4 +1,4 @@
-// The inference blocks (src/generate/fast-block.ts) against the Tensor path they stand in for:
+// The inference blocks (src/model/fast-block.ts) against the Tensor path they stand in for:
 // generation gives bitwise the same logits, tokens and steps, on the active backend, for
 // padded batches, exits, lookups, sharing, warm starts and prefill chunks.
 import assert from "node:assert/strict";

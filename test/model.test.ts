@@ -156,3 +156,32 @@ test("checkpoint problems name the tensor: missing, misshaped, unexpected; tied 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the Tensor-free block gives the Tensor path's numbers: forward and truncated-backprop grads", () => {
+  const run = (fastBlocks: boolean): [Float32Array, (Float32Array | null)[]] => {
+    const m = initModel(tiny, new Rng(10));
+    const init = { mode: "like-init" as const, rng: new Rng(11) };
+    const out = forward(m, ids, {
+      batch: 2,
+      numSteps: { noGrad: 3, withGrad: 2 },
+      labels,
+      init,
+      fastBlocks,
+    });
+    assert.ok(out.loss);
+    backward(out.loss);
+    return [out.logits.data, namedParameters(m.params).map(([, p]) => p.grad)];
+  };
+  const [fastLogits, fastGrads] = run(true);
+  const [specLogits, specGrads] = run(false);
+  assert.deepEqual(fastLogits, specLogits);
+  assert.deepEqual(fastGrads, specGrads);
+  const masked = (fastBlocks: boolean): Float32Array =>
+    forward(initModel(tiny, new Rng(12)), ids, {
+      batch: 2,
+      numSteps: 3,
+      keyMask: Uint8Array.from({ length: 12 }, (_, i) => (i % 6 === 0 ? 0 : 1)),
+      fastBlocks,
+    }).logits.data;
+  assert.deepEqual(masked(true), masked(false));
+});

@@ -27,7 +27,7 @@ import {
 import type { BlockFn, ForwardContext } from "../model/layers.ts";
 import { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
-import { fastSandwichBlock, workspaceFor } from "./fast-block.ts";
+import { fastBlockFor } from "../model/fast-block.ts";
 import { type ExitCriterion, type ExitName, makeExitCriterion } from "./exit.ts";
 import { type CacheSharing, type LookupStrategy, RecurrentKVCache, cacheFor } from "./kv-cache.ts";
 import { type SamplingOptions, greedy, sampleToken, samplingProblem } from "./sampling.ts";
@@ -225,12 +225,6 @@ export function lastPositions(s: Tensor, B: number, T: number, C: number): Float
 }
 
 const vocab = (m: RavenModel): number => m.config.paddedVocabSize;
-
-/** The model's inference block on its own workspace. */
-function fastBlockFor(m: RavenModel): BlockFn {
-  const ws = workspaceFor(m);
-  return (p, x, slot, env, ctx) => fastSandwichBlock(ws, p, x, slot, env, ctx);
-}
 
 /** s_0 (B, T, C): zeros, or each live row's noise drawn from its own Rng over its real tokens
  * (`pads`: the chunk's pad positions per row). */

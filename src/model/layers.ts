@@ -56,8 +56,8 @@ export interface ForwardContext {
   ropePositions?: Int32Array | undefined;
   /**
    * An equivalent implementation of `sandwichBlock` for inference (same results, fewer
-   * allocations), used when the context has a cache, no trace and the tape is off; see
-   * src/generate/fast-block.ts. Left undefined, every block runs the Tensor path below.
+   * allocations), used when there is no trace and the tape is off; see src/model/fast-block.ts.
+   * Left undefined, every block runs the Tensor path below.
    */
   fastBlock?: BlockFn | undefined;
 }
@@ -124,7 +124,7 @@ export function sandwichBlock(
   ctx: ForwardContext,
 ): Tensor {
   const fast = ctx.fastBlock;
-  if (fast && ctx.cache && !ctx.trace && !gradEnabled()) return fast(p, x, slot, env, ctx);
+  if (fast && !ctx.trace && !gradEnabled()) return fast(p, x, slot, env, ctx);
   const eps = env.config.normEps;
   const attn = attentionBranch(p, rmsNorm(x, p.norm1, eps), slot, env, ctx);
   ctx.trace?.(`${name}.attn`, attn);

@@ -15,6 +15,7 @@ import type { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
 import { type ModelConfig, initValues } from "./config.ts";
 import { type BlockEnv, type ForwardContext, sandwichBlock } from "./layers.ts";
+import { fastBlockFor } from "./fast-block.ts";
 import { type RavenParams, head, initParams } from "./params.ts";
 import { type RopeTable, ropeTable } from "./rope.ts";
 
@@ -128,6 +129,8 @@ export interface ForwardOptions {
   cache?: ForwardContext["cache"];
   trace?: ForwardContext["trace"];
   keyMask?: Uint8Array; // (B, T) 0 = padding
+  /** Run steps without gradient on the Tensor-free block (same numbers; default true). */
+  fastBlocks?: boolean;
 }
 
 export interface ForwardOutput {
@@ -172,5 +175,14 @@ function forwardContext(m: RavenModel, ids: Int32Array, o: ForwardOptions): Forw
       );
     }
   }
-  return { batch: B, seqLen: T, positions, cache: o.cache, trace: o.trace, keyMask: o.keyMask };
+  const fastBlock = o.fastBlocks === false ? undefined : fastBlockFor(m);
+  return {
+    batch: B,
+    seqLen: T,
+    positions,
+    cache: o.cache,
+    trace: o.trace,
+    keyMask: o.keyMask,
+    fastBlock,
+  };
 }

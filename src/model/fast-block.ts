@@ -1,5 +1,5 @@
 /**
- * The sandwich block for cached inference, on reused buffers: the same backend kernels, in the
+ * The sandwich block for inference (the tape off), on reused buffers: the same backend kernels, in the
  * same order, on the same values as `sandwichBlock` (src/model/layers.ts, the spec), but with
  * no Tensor, no tape and no fresh scratch arrays. Decoding runs ~20 small ops per block and 18
  * blocks per token at r = 8; with the Tensor path each op allocates its (zeroed) output and an
@@ -13,8 +13,8 @@
  */
 import type { Backend } from "../backend/backend.ts";
 import { backend } from "../backend/select.ts";
-import type { BlockEnv, ForwardContext } from "../model/layers.ts";
-import type { BlockParams } from "../model/params.ts";
+import type { BlockEnv, BlockFn, CachedKV, ForwardContext } from "./layers.ts";
+import type { BlockParams } from "./params.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
 
 /** Grow-only scratch buffers by name, handed out as exact-length views. */
@@ -49,8 +49,14 @@ export function workspaceFor(model: object): Workspace {
   return ws;
 }
 
+/** The model's inference block on its own workspace. */
+export function fastBlockFor(model: object): BlockFn {
+  const ws = workspaceFor(model);
+  return (p, x, slot, env, ctx) => fastSandwichBlock(ws, p, x, slot, env, ctx);
+}
+
 /**
- * sandwichBlock for a context with a KV cache, under noGrad:
+ * sandwichBlock under noGrad (with or without a KV cache):
  *   h = norm_2(x + proj(attn(rope(q + bq), rope(k + bk), v))),  [q|k|v] = norm_1(x)·Wqkvᵀ
  *   out = norm_4(h + mlpProj(swiglu(norm_3(h)·Wfcᵀ)))
  */
@@ -62,8 +68,6 @@ export function fastSandwichBlock(
   env: BlockEnv,
   ctx: ForwardContext,
 ): Tensor {
-  const cache = ctx.cache;
-  if (cache === undefined) throw new Error("fastSandwichBlock: needs a KV cache");
   const be = backend();
   const { nEmbd: C, nHeads: H, normEps: eps } = env.config;
   const [B, T] = [ctx.batch, ctx.seqLen];
@@ -84,7 +88,7 @@ export function fastSandwichBlock(
   const positions = ctx.ropePositions ?? ctx.positions;
   rotate(be, q, positions, env, B, T, H);
   rotate(be, k, positions, env, B, T, H);
-  const kv = cache.update(slot, k, v, ctx.positions);
+  const kv = keysAndValues(ctx, slot, k, v);
   const y = ws.get("y", R * C);
   const probs = ws.get("probs", B * H * T * kv.tk);
   be.attentionForward(y, probs, q, kv.k, kv.v, {
@@ -112,6 +116,18 @@ export function fastSandwichBlock(
   const out = new Float32Array(R * C); // escapes: the next block's input, or the state
   be.rmsNormForward(out, rstd, sum, p.norm4.data, R, C, eps);
   return tensor(out, x.shape);
+}
+
+/** What the chunk attends to: the cache's keys and values for the slot, or its own. */
+function keysAndValues(
+  ctx: ForwardContext,
+  slot: number,
+  k: Float32Array,
+  v: Float32Array,
+): CachedKV {
+  if (ctx.cache) return ctx.cache.update(slot, k, v, ctx.positions);
+  const own = { k, v, tk: ctx.seqLen, kPos: ctx.positions };
+  return ctx.keyMask ? { ...own, keyMask: ctx.keyMask } : own;
 }
 
 /** y (R, out) = x (R, in) · wᵀ, as ops.linear. */
