@@ -185,3 +185,13 @@ test("the Tensor-free block gives the Tensor path's numbers: forward and truncat
     }).logits.data;
   assert.deepEqual(masked(true), masked(false));
 });
+
+test("a malformed tokenizer.json is an error naming the file", () => {
+  const dir = mkdtempSync(join(tmpdir(), "loom-tok-"));
+  try {
+    saveModel(dir, initModel(tiny, new Rng(13)), { extraFiles: { "tokenizer.json": "{bad" } });
+    assert.throws(() => loadModel(dir), /tokenizer\.json: invalid JSON/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

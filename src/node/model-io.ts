@@ -8,7 +8,7 @@ import type { WriteDtype } from "../checkpoint/safetensors.ts";
 import { namedParameters, paramsFromStored } from "../model/checkpoint.ts";
 import { configFromJson, configToJson } from "../model/config-json.ts";
 import { type RavenModel, createModel } from "../model/model.ts";
-import { readModelDir, writeModelDir } from "./model-dir.ts";
+import { ModelDirError, readModelDir, writeModelDir } from "./model-dir.ts";
 
 export interface LoadedModel {
   model: RavenModel;
@@ -33,7 +33,7 @@ export function loadModel(dir: string): LoadedModel {
     dir,
   );
   const tokPath = join(dir, "tokenizer.json");
-  const tokenizer: unknown = existsSync(tokPath) ? JSON.parse(readFileSync(tokPath, "utf8")) : null;
+  const tokenizer = existsSync(tokPath) ? readTokenizerJson(tokPath) : null;
   return { model: createModel(config, params), tokenizer };
 }
 
@@ -51,4 +51,12 @@ export function saveModel(dir: string, model: RavenModel, opts: SaveOptions = {}
     dtype: opts.dtype ?? "F32",
   }));
   writeModelDir(dir, configToJson(model.config), tensors, { extraFiles: opts.extraFiles ?? {} });
+}
+
+function readTokenizerJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new ModelDirError(`${path}: invalid JSON (${(err as Error).message})`);
+  }
 }
