@@ -380,15 +380,9 @@ export function sliceLast(x: Tensor, start: number, width: number): Tensor {
   const c = last(x);
   const rows = x.size / c;
   const data = new Float32Array(rows * width);
-  for (let r = 0; r < rows; r++)
-    data.set(x.data.subarray(r * c + start, r * c + start + width), r * width);
+  copyColumns(data, x.data, rows, c, start, width, null);
   const out = result(data, [...x.shape.slice(0, -1), width], [x], () => {
-    const g = out.grad;
-    if (g === null) return;
-    const gx = gradOf(x);
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < width; j++) gx[r * c + start + j] += g[r * width + j];
-    }
+    if (out.grad !== null) addToColumns(gradOf(x), out.grad, rows, c, start, width);
   });
   return out;
 }
