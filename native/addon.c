@@ -199,6 +199,20 @@ static napi_value js_rope(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// addRows(dst, a, b | null, bias | null, rows, width, dstStride, aStride, bStride, accumulate)
+static napi_value js_add_rows(napi_env env, napi_callback_info info) {
+  Call c = call_start(env, info, 10);
+  size_t R = int_arg(&c, 4, "rows"), W = int_arg(&c, 5, "width");
+  size_t ds = int_arg(&c, 6, "dstStride"), as = int_arg(&c, 7, "aStride");
+  size_t bs = int_arg(&c, 8, "bStride");
+  int acc = bool_arg(&c, 9, "accumulate");
+  float *dst = F32(0, "dst", span(R, ds, W)), *a = F32(1, "a", span(R, as, W));
+  float *b = array_arg(&c, 2, "b", napi_float32_array, span(R, bs, W), 1, NULL);
+  float *bias = array_arg(&c, 3, "bias", napi_float32_array, W, 1, NULL);
+  if (c.ok && R > 0 && W > 0) add_rows(dst, a, b, bias, (int)R, (int)W, ds, as, bs, acc);
+  return NULL;
+}
+
 // swigluForward(out, gu, rows, hidden)
 static napi_value js_swiglu_forward(napi_env env, napi_callback_info info) {
   Call c = call_start(env, info, 4);
@@ -274,6 +288,7 @@ NAPI_MODULE_INIT() {
       {"rmsNormForward", NULL, js_rmsnorm_forward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rmsNormBackward", NULL, js_rmsnorm_backward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rope", NULL, js_rope, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"addRows", NULL, js_add_rows, NULL, NULL, NULL, napi_enumerable, NULL},
       {"swigluForward", NULL, js_swiglu_forward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"swigluBackward", NULL, js_swiglu_backward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"crossEntropy", NULL, js_cross_entropy, NULL, NULL, NULL, napi_enumerable, NULL},

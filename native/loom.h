@@ -65,6 +65,8 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
                       const float *rstd, int rows, int dim);
 void rope(float *out, const float *x, const float *cos_t, const float *sin_t,
           const int32_t *positions, int T, int batch, int heads, int head_dim, int inverse);
+void add_rows(float *dst, const float *a, const float *b, const float *bias, int rows, int width,
+              long ds, long as, long bs, int accumulate);
 void swiglu_forward(float *out, const float *gu, int rows, int hidden);
 void swiglu_backward(float *dgu, const float *dout, const float *gu, int rows, int hidden);
 void cross_entropy(float *losses, float *dlogits, const float *logits, const int32_t *labels,

@@ -1,10 +1,11 @@
-// Row-wise kernels: RMSNorm, interleaved RoPE, SwiGLU, softmax cross-entropy, AdamW. Same
+// Row-wise kernels: RMSNorm, interleaved RoPE, SwiGLU, softmax cross-entropy, AdamW, row sums. Same
 // arithmetic as src/backend/js/pointwise.ts (the spec); rows are shared out over the pool.
 //   rmsnorm:  x, out, dx, dout (R, C); w, dw (C); rstd (R)
 //   rope:     x, out (B, T, H, D); cos, sin (maxPos, D/2); positions (T)
 //   swiglu:   gu, dgu (R, 2N) = [g | u] per row; out, dout (R, N)
 //   xent:     logits, dlogits (R, V); losses, labels (R)
 //   adamw:    param, grad, m, v (n)
+//   add_rows: dst, a, b rows with their own strides; bias (width)
 #include <math.h>
 #include <string.h>
 
@@ -237,4 +238,52 @@ void adamw(float *param, const float *grad, float *m, float *v, size_t n, double
                   .weight_decay = weight_decay, .bc1 = 1 - pow(beta1, step),
                   .bc2 = 1 - pow(beta2, step)};
   pool_run(adamw_task, &job, ntasks, 10.0 * n);
+}
+
+// ---- strided row sums: dst row (+)= a row (+ b row) (+ bias) ----
+
+typedef struct {
+  float *dst;
+  const float *a, *b, *bias;  // b, bias may be NULL
+  long ds, as, bs;
+  int rows, width, accumulate, by_rows, ntasks;
+} AddRowsJob;
+
+// The common operand patterns as separate loops, so each vectorizes without per-element tests.
+LOOM_CLONES static void add_rows_task(void *ctx, int t) {
+  const AddRowsJob *g = ctx;
+  int r0 = 0, r1 = g->rows, j0 = 0, j1 = g->width;
+  if (g->by_rows) task_range(t, g->ntasks, g->rows, &r0, &r1);
+  else task_range(t, g->ntasks, g->width, &j0, &j1);
+  const float *bias = g->bias;
+  for (int r = r0; r < r1; r++) {
+    float *d = g->dst + (size_t)r * g->ds;
+    const float *a = g->a + (size_t)r * g->as;
+    const float *b = g->b ? g->b + (size_t)r * g->bs : NULL;
+    if (!g->accumulate && !b && !bias) {
+      memcpy(d + j0, a + j0, (size_t)(j1 - j0) * sizeof(float));
+    } else if (g->accumulate && !b && !bias) {
+      for (int j = j0; j < j1; j++) d[j] += a[j];
+    } else if (!g->accumulate && b && !bias) {
+      for (int j = j0; j < j1; j++) d[j] = a[j] + b[j];
+    } else if (!g->accumulate && !b && bias) {
+      for (int j = j0; j < j1; j++) d[j] = a[j] + bias[j];
+    } else {
+      for (int j = j0; j < j1; j++) {
+        float v = a[j];
+        if (b) v += b[j];
+        if (bias) v += bias[j];
+        d[j] = g->accumulate ? d[j] + v : v;
+      }
+    }
+  }
+}
+
+void add_rows(float *dst, const float *a, const float *b, const float *bias, int rows, int width,
+              long ds, long as, long bs, int accumulate) {
+  int by_rows = rows >= 2 * pool_threads();  // few long rows: split the columns instead
+  AddRowsJob job = {.dst = dst, .a = a, .b = b, .bias = bias, .ds = ds, .as = as, .bs = bs,
+                    .rows = rows, .width = width, .accumulate = accumulate, .by_rows = by_rows,
+                    .ntasks = pool_split(by_rows ? rows : (width + 1023) / 1024)};
+  pool_run(add_rows_task, &job, job.ntasks, 1.0 * rows * width);
 }

@@ -11,7 +11,7 @@ import { type ModelConfig, presets } from "../src/model/config.ts";
 import { embedInputs, forward, initModel, initializeState } from "../src/model/model.ts";
 import { loadModel, saveModel } from "../src/node/model-io.ts";
 import { Rng } from "../src/tensor/random.ts";
-import { backward, detach, tensor } from "../src/tensor/tensor.ts";
+import { backward, detach, setPoisonRecycled, tensor } from "../src/tensor/tensor.ts";
 import { iterateOneStep, predictFromLatents } from "../src/model/model.ts";
 import { crossEntropy } from "../src/tensor/ops.ts";
 
@@ -193,5 +193,36 @@ test("a malformed tokenizer.json is an error naming the file", () => {
     assert.throws(() => loadModel(dir), /tokenizer\.json: invalid JSON/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("backward with release: the next step's ops overwrite every recycled buffer (NaN-poisoned)", () => {
+  for (const injectionType of ["linear", "add"] as const) {
+    const m = initModel({ ...tiny, injectionType }, new Rng(5));
+    const B = 4;
+    const T = 16;
+    const x = Int32Array.from({ length: B * T }, (_, i) => (i * 11 + 3) % 96);
+    const y = Int32Array.from({ length: B * T }, (_, i) => (i % 5 === 0 ? -100 : (i * 7) % 96));
+    const step = (release: boolean): { loss: number; grads: Float32Array[] } => {
+      for (const [, p] of namedParameters(m.params)) p.grad = null;
+      const out = forward(m, x, { batch: B, numSteps: { noGrad: 2, withGrad: 2 }, labels: y });
+      assert.ok(out.loss);
+      const loss = out.loss.data[0];
+      backward(out.loss, { release });
+      return { loss, grads: namedParameters(m.params).map(([, p]) => (p.grad ?? []).slice()) };
+    };
+    setPoisonRecycled(true);
+    try {
+      const plain = step(false); // nothing recycled yet: fresh buffers
+      step(true); // releases this graph's activations, filled with NaN
+      const again = step(true); // runs on the poisoned buffers
+      assert.ok(Number.isFinite(again.loss));
+      assert.equal(again.loss, plain.loss);
+      again.grads.forEach((g, i) => {
+        assert.deepEqual(g, plain.grads[i]);
+      });
+    } finally {
+      setPoisonRecycled(false);
+    }
   }
 });

@@ -276,6 +276,44 @@ if ("error" in loaded) {
     }, RangeError);
   });
 
+  test("addRows: strided copies, sums, bias adds and accumulation, bitwise", () => {
+    // [rows, width, dstStride, aStride, bStride]: contiguous long rows (split by columns),
+    // many short rows (split by rows), gathers and scatters through strides
+    for (const [rows, width, ds, as, bs] of [
+      [1, 5000, 5000, 5000, 5000],
+      [300, 33, 33, 99, 40],
+      [7, 64, 192, 64, 64],
+      [0, 8, 8, 8, 8],
+    ]) {
+      const span = (stride: number) => (rows === 0 ? 0 : (rows - 1) * stride + width);
+      const a = rand(span(as));
+      const b = rand(span(bs));
+      const bias = rand(width);
+      for (const [withB, withBias, accumulate] of [
+        [false, false, false],
+        [false, false, true],
+        [true, false, false],
+        [false, true, false],
+        [true, true, true],
+      ]) {
+        const init = rand(span(ds));
+        const out = [init.slice(), init.slice()];
+        const s = { rows, width, dstStride: ds, aStride: as, bStride: bs, accumulate };
+        jsBackend.addRows(out[0], a, withB ? b : null, withBias ? bias : null, s);
+        native.addRows(out[1], a, withB ? b : null, withBias ? bias : null, s);
+        assert.deepEqual(
+          out[1],
+          out[0],
+          `addRows ${rows}x${width} b=${withB} bias=${withBias} acc=${accumulate}`,
+        );
+      }
+    }
+    const s = { rows: 4, width: 8, aStride: 16, accumulate: false };
+    assert.throws(() => {
+      native.addRows(new Float32Array(32), new Float32Array(40), null, null, s);
+    }, RangeError);
+  });
+
   test("swiglu forward and backward (accumulating)", () => {
     for (const [rows, N] of [
       [1, 1],

@@ -22,6 +22,8 @@ import {
   batchLoss,
   createTrainState,
   curriculumCeiling,
+  depthAt,
+  levelAt,
   trainLoop,
   trainStep,
 } from "../src/train/trainer.ts";
@@ -216,4 +218,48 @@ test("curriculum: difficulties unlock easiest first in equal stages, then the fu
   const late = batchAt(curr, r, 0, 60, 100);
   assert.equal(late.seqLen, 1 + 5 + 1 + 1);
   assert.deepEqual(batchAt(curr, { ...recipe, curriculum: 0 }, 0, 3, 100).seqLen, 1 + 5 + 1 + 1);
+});
+
+test("difficulty depth scheme: one level per batch, unlocked levels only, depth in [c·d, 2c·d + 1]", () => {
+  const mixed = generateTask("parity", {
+    split: "train",
+    count: 90,
+    seed: 2,
+    difficulties: [2, 3, 6],
+  });
+  const tok3 = buildCharTokenizer(mixed.flatMap((e) => [e.prompt, e.answer]));
+  const diffs = mixed.map((e) => e.difficulty);
+  const curr: TrainData = {
+    kind: "examples",
+    encoded: mixed.map((e) => encodeExample(tok3, e)),
+    difficulty: diffs,
+  };
+  const r: Recipe = {
+    ...recipe,
+    depthScheme: "difficulty",
+    depthPerDifficulty: 1.5,
+    curriculum: 0.6,
+  };
+  const model = initModel(tinyConfig(), new Rng(4));
+  const seen = new Set<number>();
+  for (let step = 0; step < 200; step++) {
+    const level = levelAt(curr, r, 0, step, 200);
+    assert.ok(level !== undefined);
+    // the curriculum: 3 levels over the first 120 steps, 40 steps each
+    if (step < 40) assert.equal(level, 2);
+    if (step < 80) assert.ok(level <= 3);
+    seen.add(level);
+    const batch = batchAt(curr, r, 0, step, 200, level);
+    assert.equal(batch.seqLen, 1 + level + 1 + 1); // every row has `level` bits
+    const d = depthAt(model, r, 0, step, level);
+    const total = d.noGradSteps + d.gradSteps;
+    const base = Math.ceil(1.5 * level);
+    assert.ok(total >= base && total <= 2 * base + 1, `level ${level}: total ${total}`);
+    assert.equal(d.gradSteps, Math.min(2, total));
+    assert.deepEqual(depthAt(model, r, 0, step, level), d); // a pure function of (seed, step)
+  }
+  assert.deepEqual([...seen].sort(), [2, 3, 6]);
+  // other schemes, and data without difficulties, draw no level
+  assert.equal(levelAt(curr, recipe, 0, 5, 200), undefined);
+  assert.equal(levelAt(data, r, 0, 5, 200), undefined);
 });

@@ -46,6 +46,16 @@ export interface AttentionShape {
   keyMask?: Uint8Array; // (B, Tk) 0 = padding key, never attended
 }
 
+/** Rows of `addRows`; strides (floats between rows) default to width. */
+export interface RowsShape {
+  rows: number;
+  width: number;
+  dstStride?: number;
+  aStride?: number;
+  bStride?: number;
+  accumulate: boolean;
+}
+
 export interface AdamWHyper {
   lr: number;
   beta1: number;
@@ -122,6 +132,21 @@ export interface Backend {
     heads: number,
     headDim: number,
     inverse: boolean,
+  ): void;
+
+  /**
+   * Strided row sums, the elementwise work of the tape (residuals, gradient accumulation, column
+   * gathers and scatters, bias adds): for r < rows, j < width,
+   *   t = a[r·aStride + j] (+ b[r·bStride + j]) (+ bias[j]),
+   *   dst[r·dstStride + j] = accumulate ? dst[r·dstStride + j] + t : t.
+   * dst may alias a or b element for element (same offsets).
+   */
+  addRows(
+    dst: Float32Array,
+    a: Float32Array,
+    b: Float32Array | null,
+    bias: Float32Array | null,
+    s: RowsShape,
   ): void;
 
   /** out (R, N) = silu(g) · u where gu (R, 2N) = [g | u] per row. */

@@ -6,8 +6,8 @@
  * object, and that churn plus the cache pollution it causes cost about as much as the matvecs.
  *
  * Results are bitwise those of the spec on either backend (test/fast-block.test.ts): every
- * kernel call receives the same inputs, and the few element loops (bias, residual) are the
- * spec's own arithmetic. Only the block's output is a fresh array, since callers keep it.
+ * kernel call receives the same inputs (bias and residual adds included: the same `addRows`
+ * calls as the ops). Only the block's output is a fresh array, since callers keep it.
  *
  * Shape letters: R = B·T rows, C width, H heads, D = C / H, N MLP hidden width, Tk keys.
  */
@@ -15,7 +15,7 @@ import type { Backend } from "../backend/backend.ts";
 import { backend } from "../backend/select.ts";
 import type { BlockEnv, BlockFn, CachedKV, ForwardContext } from "./layers.ts";
 import type { BlockParams } from "./params.ts";
-import { type Tensor, tensor } from "../tensor/tensor.ts";
+import { type Tensor, alloc, tensor } from "../tensor/tensor.ts";
 
 /** Grow-only scratch buffers by name, handed out as exact-length views. */
 export class Workspace {
@@ -82,9 +82,9 @@ export function fastSandwichBlock(
   const k = ws.get("k", R * C);
   const v = ws.get("v", R * C);
   const bias = p.qkBias?.data ?? null;
-  splitHeads(q, qkv, R, C, 0, bias);
-  splitHeads(k, qkv, R, C, 1, bias);
-  splitHeads(v, qkv, R, C, 2, null);
+  splitHeads(be, q, qkv, R, C, 0, bias);
+  splitHeads(be, k, qkv, R, C, 1, bias);
+  splitHeads(be, v, qkv, R, C, 2, null);
   const positions = ctx.ropePositions ?? ctx.positions;
   rotate(be, q, positions, env, B, T, H);
   rotate(be, k, positions, env, B, T, H);
@@ -99,7 +99,7 @@ export function fastSandwichBlock(
   const attn = ws.get("attn", R * C);
   matmulT(be, attn, y, p.proj, R);
   const sum = ws.get("sum", R * C);
-  addInto(sum, x.data, attn);
+  addInto(be, sum, x.data, attn);
   const h = ws.get("h", R * C);
   be.rmsNormForward(h, rstd, sum, p.norm2.data, R, C, eps);
   // MLP branch
@@ -112,8 +112,8 @@ export function fastSandwichBlock(
   be.swigluForward(act, gu, R, N);
   const mlp = ws.get("mlp", R * C);
   matmulT(be, mlp, act, p.mlpProj, R);
-  addInto(sum, h, mlp);
-  const out = new Float32Array(R * C); // escapes: the next block's input, or the state
+  addInto(be, sum, h, mlp);
+  const out = alloc(R * C); // escapes: the next block's input, or the state
   be.rmsNormForward(out, rstd, sum, p.norm4.data, R, C, eps);
   return tensor(out, x.shape);
 }
@@ -137,12 +137,13 @@ function matmulT(be: Backend, y: Float32Array, x: Float32Array, w: Tensor, R: nu
 }
 
 /** dst = a + b elementwise, as ops.add. */
-function addInto(dst: Float32Array, a: Float32Array, b: Float32Array): void {
-  for (let i = 0; i < dst.length; i++) dst[i] = a[i] + b[i];
+function addInto(be: Backend, dst: Float32Array, a: Float32Array, b: Float32Array): void {
+  be.addRows(dst, a, b, null, { rows: 1, width: dst.length, accumulate: false });
 }
 
 /** dst (R, C) = part `part` of qkv (R, 3C) (+ bias[part·C …]), as ops.headsOf before RoPE. */
 function splitHeads(
+  be: Backend,
   dst: Float32Array,
   qkv: Float32Array,
   R: number,
@@ -150,15 +151,13 @@ function splitHeads(
   part: number,
   bias: Float32Array | null,
 ): void {
-  for (let r = 0; r < R; r++) {
-    const o = r * 3 * C + part * C;
-    if (bias === null) {
-      dst.set(qkv.subarray(o, o + C), r * C);
-      continue;
-    }
-    const bo = part * C;
-    for (let j = 0; j < C; j++) dst[r * C + j] = qkv[o + j] + bias[bo + j];
-  }
+  const b = bias === null ? null : bias.subarray(part * C, (part + 1) * C);
+  be.addRows(dst, qkv.subarray(part * C), null, b, {
+    rows: R,
+    width: C,
+    aStride: 3 * C,
+    accumulate: false,
+  });
 }
 
 /** RoPE in place on (B, T, H, D), positions (T) or (B, T), as ops.headsOf. */

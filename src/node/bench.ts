@@ -60,6 +60,7 @@ const kernels: readonly Kernel[] = [
   "rmsNormForward",
   "rmsNormBackward",
   "rope",
+  "addRows",
   "swigluForward",
   "swigluBackward",
   "crossEntropy",
@@ -228,12 +229,13 @@ function trainRig(config: ModelConfig, o: TrainBenchOptions): TrainRig {
     const out = forward(model, ids, { batch: o.batch, numSteps, labels });
     const loss = out.loss;
     if (loss === null) throw new Error("bench train: forward returned no loss");
+    const value = loss.data[0];
     phase("backward");
-    backward(loss);
+    backward(loss, { release: true }); // as the trainer: the activations feed the next step
     phase("optimizer");
     opt.step(params, state, 1e-3);
     phase("other");
-    return loss.data[0];
+    return value;
   };
   return { step, model };
 }

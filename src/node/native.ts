@@ -50,6 +50,18 @@ interface Addon {
   rmsNormForward: Backend["rmsNormForward"];
   rmsNormBackward: Backend["rmsNormBackward"];
   rope: Backend["rope"];
+  addRows(
+    dst: Float32Array,
+    a: Float32Array,
+    b: Float32Array | null,
+    bias: Float32Array | null,
+    rows: number,
+    width: number,
+    dstStride: number,
+    aStride: number,
+    bStride: number,
+    accumulate: boolean,
+  ): void;
   swigluForward: Backend["swigluForward"];
   swigluBackward: Backend["swigluBackward"];
   crossEntropy: Backend["crossEntropy"];
@@ -104,6 +116,11 @@ function wrap(addon: Addon): NativeBackend {
     rmsNormForward: addon.rmsNormForward,
     rmsNormBackward: addon.rmsNormBackward,
     rope: addon.rope,
+    addRows: (dst, a, b, bias, s) => {
+      const w = s.width;
+      const [ds, as, bs] = [s.dstStride ?? w, s.aStride ?? w, s.bStride ?? w];
+      addon.addRows(dst, a, b, bias, s.rows, w, ds, as, bs, s.accumulate);
+    },
     swigluForward: addon.swigluForward,
     swigluBackward: addon.swigluBackward,
     crossEntropy: addon.crossEntropy,

@@ -7,7 +7,7 @@
  */
 import type { AttentionShape } from "../backend/backend.ts";
 import { backend } from "../backend/select.ts";
-import { type Shape, type Tensor, gradOf, gradSlot, numel, result } from "./tensor.ts";
+import { type Shape, type Tensor, alloc, gradOf, gradSlot, numel, result } from "./tensor.ts";
 
 const last = (t: Tensor): number => t.shape[t.shape.length - 1];
 
@@ -20,8 +20,8 @@ function assertSameShape(a: Tensor, b: Tensor, op: string): void {
 /** a + b, same shapes. */
 export function add(a: Tensor, b: Tensor): Tensor {
   assertSameShape(a, b, "add");
-  const data = new Float32Array(a.size);
-  for (let i = 0; i < data.length; i++) data[i] = a.data[i] + b.data[i];
+  const data = alloc(a.size);
+  backend().addRows(data, a.data, b.data, null, { rows: 1, width: a.size, accumulate: false });
   const out = result(data, a.shape, [a, b], () => {
     const g = out.grad;
     if (g === null) return;
@@ -34,7 +34,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 /** a ⊙ b, same shapes. */
 export function mul(a: Tensor, b: Tensor): Tensor {
   assertSameShape(a, b, "mul");
-  const data = new Float32Array(a.size);
+  const data = alloc(a.size);
   for (let i = 0; i < data.length; i++) data[i] = a.data[i] * b.data[i];
   const out = result(data, a.shape, [a, b], () => {
     const g = out.grad;
@@ -49,7 +49,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 export function addBias(x: Tensor, bias: Tensor): Tensor {
   const n = bias.size;
   if (x.size % n !== 0) throw new Error(`addBias: ${n} does not divide ${x.size}`);
-  const data = new Float32Array(x.size);
+  const data = alloc(x.size);
   for (let i = 0; i < data.length; i++) data[i] = x.data[i] + bias.data[i % n];
   const out = result(data, x.shape, [x, bias], () => {
     const g = out.grad;
@@ -65,7 +65,7 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
 
 /** x · s for a constant s. */
 export function scale(x: Tensor, s: number): Tensor {
-  const data = new Float32Array(x.size);
+  const data = alloc(x.size);
   for (let i = 0; i < data.length; i++) data[i] = x.data[i] * s;
   const out = result(data, x.shape, [x], () => {
     const g = out.grad;
@@ -105,7 +105,7 @@ export function linear(x: Tensor, w: Tensor): Tensor {
   if (last(x) !== nIn)
     throw new Error(`linear: input width ${last(x)} != weight in-features ${nIn}`);
   const R = x.size / nIn;
-  const data = new Float32Array(R * nOut);
+  const data = alloc(R * nOut);
   const be = backend();
   be.gemm(data, x.data, w.data, {
     m: R,
@@ -149,7 +149,7 @@ export function linear(x: Tensor, w: Tensor): Tensor {
 /** out (…, C) = w[ids] · s: the token embedding, scaled (Huginn multiplies by sqrt(C)). */
 export function embedding(w: Tensor, ids: Int32Array, shape: Shape, s: number): Tensor {
   const [V, C] = w.shape;
-  const data = new Float32Array(ids.length * C);
+  const data = alloc(ids.length * C);
   for (let r = 0; r < ids.length; r++) {
     const id = ids[r];
     if (!(id >= 0 && id < V))
@@ -171,7 +171,7 @@ export function embedding(w: Tensor, ids: Int32Array, shape: Shape, s: number): 
 export function rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
   const C = w.size;
   const rows = x.size / C;
-  const data = new Float32Array(x.size);
+  const data = alloc(x.size);
   const rstd = new Float32Array(rows);
   const be = backend();
   be.rmsNormForward(data, rstd, x.data, w.data, rows, C, eps);
@@ -212,7 +212,7 @@ export function rope(
       be.rope(o, x, cos, sin, row, 1, H, D, inverse);
     }
   };
-  const data = new Float32Array(x.size);
+  const data = alloc(x.size);
   rotate(data, x.data, false);
   const out = result(data, x.shape, [x], () => {
     if (out.grad === null) return;
@@ -252,7 +252,7 @@ export function headsOf(
   const [B, T, C3] = qkv.shape;
   const C = C3 / 3;
   const shape = [B, T, heads, C / heads];
-  const data = new Float32Array(B * T * C);
+  const data = alloc(B * T * C);
   copyColumns(data, qkv.data, B * T, C3, part * C, C, bias?.data ?? null);
   if (rot) rotateInPlace(data, shape, rot, false);
   const parents = bias ? [qkv, bias] : [qkv];
@@ -279,12 +279,8 @@ function copyColumns(
   width: number,
   bias: Float32Array | null,
 ): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * c + start;
-    const d = r * width;
-    if (bias === null) dst.set(src.subarray(o, o + width), d);
-    else for (let j = 0; j < width; j++) dst[d + j] = src[o + j] + bias[j];
-  }
+  const s = { rows, width, aStride: c, accumulate: false };
+  backend().addRows(dst, src.subarray(start), null, bias, s);
 }
 
 /** dst[:, start : start + width] of dst (rows, c) += src (rows, width). */
@@ -296,19 +292,23 @@ function addToColumns(
   start: number,
   width: number,
 ): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * c + start;
-    const s = r * width;
-    for (let j = 0; j < width; j++) dst[o + j] += src[s + j];
-  }
+  const s = { rows, width, dstStride: c, accumulate: true };
+  backend().addRows(dst.subarray(start), src, null, null, s);
 }
 
-/** dst (width) += Σ_rows src (rows, width). */
+/** dst (width) += Σ_rows src (rows, width), as the GEMM 1ᵀ · src (one pass, on the backend). */
 function addColumnSums(dst: Float32Array, src: Float32Array, rows: number, width: number): void {
-  for (let r = 0; r < rows; r++) {
-    const s = r * width;
-    for (let j = 0; j < width; j++) dst[j] += src[s + j];
-  }
+  const ones = onesOf(rows);
+  const s = { m: 1, n: width, k: rows, transA: false, transB: false, accumulate: true };
+  backend().gemm(dst, ones, src, s);
+}
+
+let onesCache = new Float32Array(0);
+
+/** A vector of n ones (shared, read-only). */
+function onesOf(n: number): Float32Array {
+  if (onesCache.length < n) onesCache = new Float32Array(n).fill(1);
+  return onesCache.subarray(0, n);
 }
 
 /** x (B, T, H, D) rotated in place (the kernel allows out = x); positions (T) or (B, T). */
@@ -330,8 +330,8 @@ function rotateInPlace(x: Float32Array, shape: Shape, rot: RopeArgs, inverse: bo
 /** Softmax attention; q (B, Tq, H, D), k and v (B, Tk, H, D); masking as in AttentionShape. */
 export function attention(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape): Tensor {
   const be = backend();
-  const data = new Float32Array(q.size);
-  const probs = new Float32Array(s.batch * s.heads * s.tq * s.tk);
+  const data = alloc(q.size);
+  const probs = alloc(s.batch * s.heads * s.tq * s.tk);
   be.attentionForward(data, probs, q.data, k.data, v.data, s);
   const out = result(data, q.shape, [q, k, v], () => {
     if (out.grad === null) return;
@@ -346,7 +346,7 @@ export function swiglu(gu: Tensor): Tensor {
   const N = last(gu) / 2;
   const rows = gu.size / (2 * N);
   const be = backend();
-  const data = new Float32Array(rows * N);
+  const data = alloc(rows * N);
   be.swigluForward(data, gu.data, rows, N);
   const out = result(data, [...gu.shape.slice(0, -1), N], [gu], () => {
     if (out.grad !== null) be.swigluBackward(gradOf(gu), out.grad, gu.data, rows, N);
@@ -361,11 +361,15 @@ export function concatLast(a: Tensor, b: Tensor): Tensor {
   const rows = a.size / ca;
   if (b.size / cb !== rows) throw new Error("concatLast: row counts differ");
   const c = ca + cb;
-  const data = new Float32Array(rows * c);
-  for (let r = 0; r < rows; r++) {
-    data.set(a.data.subarray(r * ca, (r + 1) * ca), r * c);
-    data.set(b.data.subarray(r * cb, (r + 1) * cb), r * c + ca);
-  }
+  const data = alloc(rows * c);
+  const be = backend();
+  be.addRows(data, a.data, null, null, { rows, width: ca, dstStride: c, accumulate: false });
+  be.addRows(data.subarray(ca), b.data, null, null, {
+    rows,
+    width: cb,
+    dstStride: c,
+    accumulate: false,
+  });
   const out = result(data, [...a.shape.slice(0, -1), c], [a, b], () => {
     const g = out.grad;
     if (g === null) return;
@@ -379,7 +383,7 @@ export function concatLast(a: Tensor, b: Tensor): Tensor {
 export function sliceLast(x: Tensor, start: number, width: number): Tensor {
   const c = last(x);
   const rows = x.size / c;
-  const data = new Float32Array(rows * width);
+  const data = alloc(rows * width);
   copyColumns(data, x.data, rows, c, start, width, null);
   const out = result(data, [...x.shape.slice(0, -1), width], [x], () => {
     if (out.grad !== null) addToColumns(gradOf(x), out.grad, rows, c, start, width);
@@ -441,7 +445,7 @@ function passGrad(t: Tensor, g: Float32Array): void {
 }
 
 function addInto(dst: Float32Array, src: Float32Array): void {
-  for (let i = 0; i < src.length; i++) dst[i] += src[i];
+  backend().addRows(dst, src, null, null, { rows: 1, width: src.length, accumulate: true });
 }
 
 /** dst (rows, width) += src[:, start : start + width] of src (rows, c). */
@@ -453,7 +457,6 @@ function addColumns(
   start: number,
   width: number,
 ): void {
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < width; j++) dst[r * width + j] += src[r * c + start + j];
-  }
+  const s = { rows, width, aStride: c, accumulate: true };
+  backend().addRows(dst, src.subarray(start), null, null, s);
 }

@@ -131,12 +131,22 @@ export function gradSlot(t: Tensor): { g: Float32Array; fresh: boolean } {
   return { g: t.grad, fresh: true };
 }
 
+export interface BackwardOptions {
+  /**
+   * Recycle the graph's activations into the next forward (see `alloc`): afterwards, the data
+   * of every non-leaf tensor of this graph belongs to the allocator, so the caller must not read
+   * any of them again (read the loss value before). For training loops: the tape then reuses
+   * one step's buffers instead of zero-filling fresh ones and leaving the old to the GC.
+   */
+  release?: boolean;
+}
+
 /**
  * Reverse-mode sweep from a scalar: dloss/dloss = 1, then each closure in reverse order.
  * Like PyTorch, only leaves (parameters, inputs) keep their `grad`: an intermediate tensor's
  * gradient is released (and its buffer reused) as soon as its closure has consumed it.
  */
-export function backward(loss: Tensor): void {
+export function backward(loss: Tensor, o: BackwardOptions = {}): void {
   if (loss.size !== 1)
     throw new Error(`backward: loss must be a scalar, got [${loss.shape.join(", ")}]`);
   const order = topoOrder(loss);
@@ -152,6 +162,42 @@ export function backward(loss: Tensor): void {
   } finally {
     sweeping = false;
     spare.clear();
+  }
+  if (o.release === true) recycleActivations(order);
+}
+
+/**
+ * Activation buffers of the last released graph, by length, for `alloc`. Holds at most one
+ * graph's activations (memory its step needed anyway); replaced at each release.
+ */
+let recycled = new Map<number, Float32Array[]>();
+let poisonRecycled = false;
+
+/**
+ * A buffer of n floats for an op's result. Its contents are arbitrary (a recycled activation,
+ * or zeros): the caller must write every element.
+ */
+export function alloc(n: number): Float32Array {
+  return recycled.get(n)?.pop() ?? new Float32Array(n);
+}
+
+/** Tests: fill recycled buffers with NaN, so a caller of `alloc` that skips an element shows. */
+export function setPoisonRecycled(on: boolean): void {
+  poisonRecycled = on;
+}
+
+function recycleActivations(order: readonly Tensor[]): void {
+  recycled = new Map();
+  const seen = new Set<ArrayBufferLike>();
+  for (const t of order) {
+    const d = t.data;
+    if (t.backwardFn === null || d.length < 1024 || seen.has(d.buffer)) continue;
+    seen.add(d.buffer); // views (reshape) share a buffer: recycle it once, and only whole
+    if (d.byteOffset !== 0 || d.byteLength !== d.buffer.byteLength) continue;
+    if (poisonRecycled) d.fill(Number.NaN);
+    const list = recycled.get(d.length);
+    if (list) list.push(d);
+    else recycled.set(d.length, [d]);
   }
 }
 

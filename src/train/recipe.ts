@@ -24,8 +24,11 @@ import type { OptimizerName } from "./optim.ts";
 import type { ScheduleName } from "./schedule.ts";
 import { Rng } from "../tensor/random.ts";
 
-/** Depth schemes of the trainer: the shared sampler's, plus "uniform" (see `drawDepth`). */
-export type TrainDepthScheme = DepthScheme | "uniform";
+/**
+ * Depth schemes of the trainer: the shared sampler's, plus "uniform" and "difficulty" (see
+ * `drawDepth`).
+ */
+export type TrainDepthScheme = DepthScheme | "uniform" | "difficulty";
 
 export interface Recipe {
   /** Examples (or text windows) per optimizer step. */
@@ -46,6 +49,11 @@ export interface Recipe {
    * (poisson-lognormal-filling or fixed), mean_recurrence r̄ and mean_backprop_depth k.
    */
   depthScheme: TrainDepthScheme | "config";
+  /**
+   * "difficulty" scheme: core iterations granted per difficulty level (hops, bits, ...): a step
+   * at level d runs between ⌈c·d⌉ and 2⌈c·d⌉ + 1 iterations.
+   */
+  depthPerDifficulty: number;
   /**
    * How many of the last gradient iterations get a loss (averaged): 1 = final depth only (the
    * reference), k = every iteration with gradient (deep supervision). Clamped to the k drawn.
@@ -74,6 +82,7 @@ export const defaultRecipe: Recipe = {
   eps: 1e-8,
   gradClip: 1,
   depthScheme: "uniform",
+  depthPerDifficulty: 1,
   supervisedDepths: 2,
   seqLen: 0,
   curriculum: 0.8,
@@ -92,6 +101,11 @@ const UNIFORM_SALT = 0x2545f491;
  * a resumed run draws what the uninterrupted one would have.
  * - poisson-lognormal-filling / fixed: the shared sampler (depth-sampler.ts) with r̄, k.
  * - uniform: total p ~ U{1, …, 2r̄ − 1} (mean r̄), the last min(k, p) with gradient.
+ * - difficulty: the step's batch is all of one level d (`level`, chosen by the trainer); with
+ *   base = max(1, ⌈c·d⌉), c = `perDifficulty`, total p ~ U{base, …, 2·base + 1}: at least the
+ *   depth the level needs, and up to twice that, so extra iterations must keep the answer
+ *   (Fan et al.'s length-dependent loop count, widened against overthinking). Without a level
+ *   (data without difficulties) it falls back to uniform.
  */
 export function drawDepth(
   scheme: TrainDepthScheme,
@@ -99,11 +113,20 @@ export function drawDepth(
   backpropDepth: number,
   seed: number,
   step: number,
+  level?: { difficulty: number; perDifficulty: number },
 ): DepthDraw {
   const cfg = { meanRecurrence, meanBackpropDepth: backpropDepth };
-  if (scheme !== "uniform") return depthForStep(scheme, cfg, seed, step);
+  if (scheme !== "uniform" && scheme !== "difficulty") {
+    return depthForStep(scheme, cfg, seed, step);
+  }
   const rng = new Rng((Math.imul(seed ^ UNIFORM_SALT, 0x9e3779b1) + step) >>> 0);
-  const total = 1 + rng.int(2 * meanRecurrence - 1);
+  let total: number;
+  if (scheme === "difficulty" && level !== undefined) {
+    const base = Math.max(1, Math.ceil(level.perDifficulty * level.difficulty));
+    total = base + rng.int(base + 2);
+  } else {
+    total = 1 + rng.int(2 * meanRecurrence - 1);
+  }
   const k = Math.min(backpropDepth, total);
   return { noGradSteps: total - k, gradSteps: k };
 }
@@ -136,12 +159,17 @@ export function validateRecipe(r: Recipe, source = "recipe"): void {
     bad("warmupSteps", "must be an integer >= 0");
   if (!Number.isInteger(r.seqLen) || r.seqLen < 0) bad("seqLen", "must be an integer >= 0");
   if (!(r.curriculum >= 0 && r.curriculum <= 1)) bad("curriculum", "must be in [0, 1]");
+  if (!(r.depthPerDifficulty > 0)) bad("depthPerDifficulty", "must be > 0");
   if (!["adamw", "adam-atan2"].includes(r.optimizer))
     bad("optimizer", `must be adamw or adam-atan2, got ${JSON.stringify(r.optimizer)}`);
   if (!["warmup-cosine", "warmup-constant-cooldown"].includes(r.schedule))
     bad("schedule", "must be warmup-cosine or warmup-constant-cooldown");
-  if (!["config", "uniform", "fixed", "poisson-lognormal-filling"].includes(r.depthScheme))
-    bad("depthScheme", "must be config, uniform, fixed or poisson-lognormal-filling");
+  if (
+    !["config", "uniform", "difficulty", "fixed", "poisson-lognormal-filling"].includes(
+      r.depthScheme,
+    )
+  )
+    bad("depthScheme", "must be config, uniform, difficulty, fixed or poisson-lognormal-filling");
 }
 
 /** A recipe field that cannot be used; the message names it. */

@@ -12,6 +12,7 @@ import { makeBatch, packText, type Batch } from "../data/batches.ts";
 import { PAD_ID } from "../data/tokenizer.ts";
 import { shuffleInPlace } from "../data/shuffle.ts";
 import { namedParameters } from "../model/checkpoint.ts";
+import { fastBlockFor } from "../model/fast-block.ts";
 import type { ForwardContext } from "../model/layers.ts";
 import {
   type RavenModel,
@@ -121,15 +122,29 @@ export function lrAt(recipe: Recipe, step: number, totalSteps: number): number {
   });
 }
 
-/** The depth of 0-based step `step`: the recipe's scheme, or the model config's. */
-export function depthAt(model: RavenModel, recipe: Recipe, seed: number, step: number): DepthDraw {
+/**
+ * The depth of 0-based step `step`: the recipe's scheme, or the model config's. `level` is the
+ * step's difficulty under the "difficulty" scheme (`levelAt`).
+ */
+export function depthAt(
+  model: RavenModel,
+  recipe: Recipe,
+  seed: number,
+  step: number,
+  level?: number,
+): DepthDraw {
   const c = model.config;
   const scheme = recipe.depthScheme === "config" ? c.samplingScheme : recipe.depthScheme;
-  return drawDepth(scheme, c.meanRecurrence, c.meanBackpropDepth, seed, step);
+  const perLevel =
+    level === undefined
+      ? undefined
+      : { difficulty: level, perDifficulty: recipe.depthPerDifficulty };
+  return drawDepth(scheme, c.meanRecurrence, c.meanBackpropDepth, seed, step, perLevel);
 }
 
 const BATCH_SALT = 0x6a09e667;
 const STATE_SALT = 0x3c6ef372;
+const LEVEL_SALT = 0x510e527f;
 
 function mix(seed: number, salt: number, n: number): number {
   return (Math.imul((seed ^ salt) >>> 0, 0x9e3779b1) + Math.imul(n, 0x85ebca6b)) >>> 0;
@@ -177,7 +192,7 @@ export function curriculumCeiling(
   return stage >= levels.length ? Infinity : levels[stage - 1];
 }
 
-const poolCache = new WeakMap<object, Map<number, number[]>>();
+const poolCache = new WeakMap<object, Map<string, number[]>>();
 const levelCache = new WeakMap<object, number[]>();
 
 /** The distinct known difficulties of `data`, ascending (cached per data). */
@@ -191,30 +206,62 @@ function levelsOf(data: TrainData & { kind: "examples" }): number[] {
   return levels;
 }
 
-/** Indices of the examples at or below `ceiling` (all when none is known), cached per data. */
-function eligible(data: TrainData & { kind: "examples" }, ceiling: number): number[] | null {
+/** Indices of the examples whose difficulty passes `keep` (unknown ones always), cached per data. */
+function poolOf(
+  data: TrainData & { kind: "examples" },
+  key: string,
+  keep: (difficulty: number) => boolean,
+): number[] | null {
   const diffs = data.difficulty;
-  if (ceiling === Infinity || diffs === undefined) return null;
-  let byCeiling = poolCache.get(data);
-  if (byCeiling === undefined) {
-    byCeiling = new Map();
-    poolCache.set(data, byCeiling);
+  if (diffs === undefined) return null;
+  let byKey = poolCache.get(data);
+  if (byKey === undefined) {
+    byKey = new Map();
+    poolCache.set(data, byKey);
   }
-  let pool = byCeiling.get(ceiling);
+  let pool = byKey.get(key);
   if (pool === undefined) {
     pool = [];
     for (let i = 0; i < data.encoded.length; i++) {
       const d = diffs[i];
-      if (d === undefined || d <= ceiling) pool.push(i);
+      if (d === undefined || keep(d)) pool.push(i);
     }
-    byCeiling.set(ceiling, pool);
+    byKey.set(key, pool);
   }
   return pool.length > 0 ? pool : null;
 }
 
+/** The curriculum's difficulty ceiling at `step` (Infinity when off or nothing is known). */
+function ceilingAt(data: TrainData, recipe: Recipe, step: number, totalSteps: number): number {
+  if (data.kind !== "examples" || recipe.curriculum <= 0 || data.difficulty === undefined) {
+    return Infinity;
+  }
+  return curriculumCeiling(levelsOf(data), recipe.curriculum, step, totalSteps);
+}
+
 /**
- * The batch of 0-based step `step` of a `totalSteps` run. With `recipe.curriculum` > 0 and known
- * difficulties, drawn only from the examples the curriculum has unlocked by then.
+ * The difficulty level of step `step` under the "difficulty" depth scheme: one of the levels the
+ * curriculum has unlocked, uniformly (so hard levels are not starved by their share of the data).
+ * Undefined for other schemes and for data without difficulties.
+ */
+export function levelAt(
+  data: TrainData,
+  recipe: Recipe,
+  seed: number,
+  step: number,
+  totalSteps = 1,
+): number | undefined {
+  if (recipe.depthScheme !== "difficulty" || data.kind !== "examples") return undefined;
+  const ceiling = ceilingAt(data, recipe, step, totalSteps);
+  const levels = levelsOf(data).filter((d) => d <= ceiling);
+  if (levels.length === 0) return undefined;
+  return levels[new Rng(mix(seed, LEVEL_SALT, step)).int(levels.length)];
+}
+
+/**
+ * The batch of 0-based step `step` of a `totalSteps` run. With `level`, drawn from the examples
+ * of that difficulty only; else, with `recipe.curriculum` > 0 and known difficulties, from the
+ * examples the curriculum has unlocked by then.
  */
 export function batchAt(
   data: TrainData,
@@ -222,6 +269,7 @@ export function batchAt(
   seed: number,
   step: number,
   totalSteps = 1,
+  level?: number,
 ): Batch {
   if (data.kind === "text") {
     return packText(
@@ -233,11 +281,13 @@ export function batchAt(
   }
   const n = data.encoded.length;
   if (n === 0) throw new RangeError("training data holds no examples");
-  const ceiling =
-    recipe.curriculum > 0 && data.difficulty !== undefined
-      ? curriculumCeiling(levelsOf(data), recipe.curriculum, step, totalSteps)
-      : Infinity;
-  const pool = eligible(data, ceiling);
+  const ceiling = ceilingAt(data, recipe, step, totalSteps);
+  const pool =
+    level !== undefined
+      ? poolOf(data, `=${level}`, (d) => d === level)
+      : ceiling === Infinity
+        ? null
+        : poolOf(data, `<=${ceiling}`, (d) => d <= ceiling);
   if (pool === null) {
     return makeBatch(
       data.encoded,
@@ -275,6 +325,7 @@ export function batchLoss(
     batch: batch.batch,
     seqLen: batch.seqLen,
     positions: Int32Array.from({ length: batch.seqLen }, (_, i) => i),
+    fastBlock: fastBlockFor(model), // the no-grad iterations: same values, no tape, no churn
   };
   const e = embedInputs(model, batch.inputIds, ctx);
   let s = initializeState(model, e, o.init);
@@ -310,8 +361,9 @@ export function stateInitAt(model: RavenModel, seed: number, step: number): Stat
 export function trainStep(state: TrainState, recipe: Recipe, data: TrainData): StepMetrics {
   const { model, seed, step } = state;
   const params = trainableParams(model);
-  const depth = depthAt(model, recipe, seed, step);
-  const batch = batchAt(data, recipe, seed, step, state.totalSteps);
+  const level = levelAt(data, recipe, seed, step, state.totalSteps);
+  const depth = depthAt(model, recipe, seed, step, level);
+  const batch = batchAt(data, recipe, seed, step, state.totalSteps, level);
   const tokens = batch.labels.reduce((a, l) => a + (l >= 0 ? 1 : 0), 0);
   const lr = lrAt(recipe, step, state.totalSteps);
   for (const [, t] of namedParameters(model.params)) t.grad = null;
@@ -320,10 +372,11 @@ export function trainStep(state: TrainState, recipe: Recipe, data: TrainData): S
     supervisedDepths: recipe.supervisedDepths,
     init: stateInitAt(model, seed, step),
   });
-  backward(objective);
+  const objectiveValue = objective.data[0];
+  backward(objective, { release: true }); // this step's activations serve the next one
   const gradNorm =
     recipe.gradClip > 0 ? clipGradNorm(params, recipe.gradClip) : clipGradNorm(params, Infinity);
-  const skipped = !Number.isFinite(gradNorm) || !Number.isFinite(objective.data[0]);
+  const skipped = !Number.isFinite(gradNorm) || !Number.isFinite(objectiveValue);
   if (!skipped) optimizerOf(recipe).step(params, state.opt, lr);
   else state.opt.step += 1; // keep the optimizer's step count aligned with the run's
   for (const [, t] of namedParameters(model.params)) t.grad = null;
@@ -332,7 +385,7 @@ export function trainStep(state: TrainState, recipe: Recipe, data: TrainData): S
   return {
     step: state.step,
     loss: finalLoss,
-    objective: objective.data[0],
+    objective: objectiveValue,
     lr,
     gradNorm,
     noGradSteps: depth.noGradSteps,

@@ -4,6 +4,7 @@ import { attentionBackward, attentionForward } from "./attention.ts";
 import { gemm } from "./gemm.ts";
 import {
   adamw,
+  addRows,
   crossEntropy,
   rmsNormBackward,
   rmsNormForward,
@@ -21,6 +22,7 @@ export const jsBackend: Backend = {
   rmsNormForward,
   rmsNormBackward,
   rope,
+  addRows,
   swigluForward,
   swigluBackward,
   crossEntropy,

@@ -1,5 +1,6 @@
-// Row-wise kernels: RMSNorm, interleaved RoPE, SwiGLU, softmax cross-entropy and the AdamW update.
-import type { AdamWHyper } from "../backend.ts";
+// Row-wise kernels: RMSNorm, interleaved RoPE, SwiGLU, softmax cross-entropy, the AdamW update and
+// strided row sums.
+import type { AdamWHyper, RowsShape } from "../backend.ts";
 
 /** y = x · rsqrt(mean(x²) + eps) · w per row, as the reference's RMSNorm (fp32). */
 export function rmsNormForward(
@@ -156,5 +157,26 @@ export function adamw(
     const mHat = m[i] / bc1;
     const vHat = v[i] / bc2;
     p[i] -= lr * (mHat / (Math.sqrt(vHat) + eps) + weightDecay * p[i]);
+  }
+}
+
+/** Strided row sums (see Backend.addRows): dst row (+)= a row (+ b row) (+ bias). */
+export function addRows(
+  dst: Float32Array,
+  a: Float32Array,
+  b: Float32Array | null,
+  bias: Float32Array | null,
+  s: RowsShape,
+): void {
+  const { rows, width, accumulate } = s;
+  const [ds, as, bs] = [s.dstStride ?? width, s.aStride ?? width, s.bStride ?? width];
+  for (let r = 0; r < rows; r++) {
+    const [d, ao, bo] = [r * ds, r * as, r * bs];
+    for (let j = 0; j < width; j++) {
+      let t = a[ao + j]; // each sum rounded to float32, as in C
+      if (b !== null) t = Math.fround(t + b[bo + j]);
+      if (bias !== null) t = Math.fround(t + bias[j]);
+      dst[d + j] = accumulate ? dst[d + j] + t : t;
+    }
   }
 }
