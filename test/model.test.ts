@@ -209,7 +209,10 @@ test("backward with release: the next step's ops overwrite every recycled buffer
       assert.ok(out.loss);
       const loss = out.loss.data[0];
       backward(out.loss, { release });
-      return { loss, grads: namedParameters(m.params).map(([, p]) => (p.grad ?? []).slice()) };
+      return {
+        loss,
+        grads: namedParameters(m.params).map(([, p]) => (p.grad ?? new Float32Array(0)).slice()),
+      };
     };
     setPoisonRecycled(true);
     try {

@@ -14,6 +14,7 @@ import { initModel } from "../src/model/model.ts";
 import { loadCheckpoint, saveCheckpoint } from "../src/node/checkpoint-io.ts";
 import { Rng } from "../src/tensor/random.ts";
 import { backward } from "../src/tensor/tensor.ts";
+import { fitTotalSteps, stepCost } from "../src/train/budget.ts";
 import { type Recipe, defaultRecipe, drawDepth } from "../src/train/recipe.ts";
 import {
   type TrainData,
@@ -262,4 +263,35 @@ test("difficulty depth scheme: one level per batch, unlocked levels only, depth 
   // other schemes, and data without difficulties, draw no level
   assert.equal(levelAt(curr, recipe, 0, 5, 200), undefined);
   assert.equal(levelAt(data, r, 0, 5, 200), undefined);
+});
+
+test("budget fit: the remaining steps are priced from their own schedule (curriculum included)", () => {
+  const mixed = generateTask("parity", {
+    split: "train",
+    count: 200,
+    seed: 3,
+    difficulties: [2, 12],
+  });
+  const tok4 = buildCharTokenizer(mixed.flatMap((e) => [e.prompt, e.answer]));
+  const curr: TrainData = {
+    kind: "examples",
+    encoded: mixed.map((e) => encodeExample(tok4, e)),
+    difficulty: mixed.map((e) => e.difficulty),
+  };
+  const r: Recipe = { ...recipe, depthScheme: "difficulty", curriculum: 0.5 };
+  const state = createTrainState(initModel(tinyConfig({ blockSize: 32 }), new Rng(6)), r, 0, 100);
+  const costOf = (s: number, total: number): number => {
+    const level = levelAt(curr, r, 0, s, total);
+    const b = batchAt(curr, r, 0, s, total, level);
+    return stepCost(b.batch * b.seqLen, depthAt(state.model, r, 0, s, level));
+  };
+  const budget = 400 * costOf(0, 100); // 400 steps' worth of the cheap first stage
+  const total = fitTotalSteps(state, r, curr, budget, 1);
+  let spent = 0;
+  for (let s = 0; s < total; s++) spent += costOf(s, total);
+  assert.ok(total < 400, `the later, dearer stage must shorten the run (${total} steps)`);
+  assert.ok(
+    Math.abs(spent / budget - 1) < 0.15,
+    `the plan spends ${(spent / budget).toFixed(2)}x the budget`,
+  );
 });

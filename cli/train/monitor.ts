@@ -2,7 +2,9 @@
 // held-out evaluation, a checkpoint every so often, and (budget-fitted runs) re-fitting the
 // schedule's length to the measured speed.
 import { appendFileSync } from "node:fs";
+import { fitTotalSteps, stepCost } from "../../src/train/budget.ts";
 import { evaluate } from "../../src/train/evaluate.ts";
+import type { Recipe } from "../../src/train/recipe.ts";
 import type { StepMetrics, TrainState } from "../../src/train/trainer.ts";
 import { type ProgressBar, formatCount, formatDuration } from "../progress.ts";
 import type { LoadedData } from "./data.ts";
@@ -10,6 +12,7 @@ import type { LoadedData } from "./data.ts";
 export interface MonitorOptions {
   /** The state the loop advances (the one its hooks are handed). */
   state: TrainState;
+  recipe: Recipe;
   data: LoadedData;
   ui: ProgressBar;
   metricsPath: string;
@@ -37,7 +40,9 @@ export class RunMonitor {
   private evalEvery: number;
   private tokensThisRun = 0;
   private lastSave = Date.now();
-  private refitFrom: { step: number; secs: number } | null = null;
+  /** Where the speed is measured from: seconds and `stepCost` units done by then. */
+  private refitFrom: { secs: number; units: number } | null = null;
+  private units = 0;
 
   constructor(o: MonitorOptions) {
     this.o = o;
@@ -50,8 +55,9 @@ export class RunMonitor {
   onStep(m: StepMetrics, st: TrainState): void {
     this.lastLoss = m.loss;
     this.tokensThisRun += m.inputTokens;
+    this.units += stepCost(m.inputTokens, m);
     const secs = (Date.now() - this.o.t0) / 1000;
-    if (st.step - this.startStep === 10) this.refitFrom = { step: st.step, secs };
+    if (st.step - this.startStep === 10) this.refitFrom = { secs, units: this.units };
     if (st.step - this.startStep === 40) this.refitSteps(secs);
     appendFileSync(
       this.o.metricsPath,
@@ -105,17 +111,18 @@ export class RunMonitor {
 
   /**
    * A budget-fitted schedule is re-fitted to the measured speed: the start-up estimate times a
-   * cold JIT on one batch (and a curriculum starts on short examples), so it can be off by 2x.
+   * cold JIT on one batch, so it can be off by 2x. Speed is measured per unit of work
+   * (`stepCost`) since the last re-fit and the remaining steps are priced from their own
+   * schedule: a curriculum's cheap first stage does not stretch the run past its budget.
    * The first re-fit is at step 40 of this invocation, on the speed since step 10.
    */
   private refitSteps(secs: number): void {
     const { budget, state } = this.o;
     if (!this.o.refit || budget === null || this.refitFrom === null) return;
-    // the speed since the last re-fit: a curriculum makes later steps slower than early ones
-    const perStep = (secs - this.refitFrom.secs) / Math.max(state.step - this.refitFrom.step, 1);
-    this.refitFrom = { step: state.step, secs };
+    const perUnit = (secs - this.refitFrom.secs) / Math.max(this.units - this.refitFrom.units, 1);
+    this.refitFrom = { secs, units: this.units };
     const left = budget * 0.95 - secs;
-    const total = state.step + Math.max(1, Math.floor(left / perStep));
+    const total = fitTotalSteps(state, this.o.recipe, this.o.data.train, left, perUnit);
     if (Math.abs(total - state.totalSteps) > 0.05 * state.totalSteps) {
       state.totalSteps = total;
       // the evaluation cadence follows the first re-fit only (a moving one would re-trigger)

@@ -46,6 +46,7 @@ export async function runTraining(
   const sigint = watchSigint(ui);
   const monitor = new RunMonitor({
     state,
+    recipe: run.recipe,
     data,
     ui,
     metricsPath: join(dir, "metrics.jsonl"),

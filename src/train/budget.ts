@@ -1,0 +1,60 @@
+/**
+ * Fitting a run's length to a time budget. Steps differ in cost (a curriculum starts on short
+ * examples, the "difficulty" depth scheme runs hard levels deeper), so the trainer's speed is
+ * measured per unit of work, not per step, and the remaining steps are priced from the schedule
+ * they will actually follow.
+ */
+import type { DepthDraw } from "./depth-sampler.ts";
+import type { Recipe } from "./recipe.ts";
+import { type TrainData, type TrainState, batchAt, depthAt, levelAt } from "./trainer.ts";
+
+/**
+ * Relative work of one optimizer step: positions × (no-grad iterations + 3 per gradient
+ * iteration, forward and backward, + 4 for the prelude and coda, both ways).
+ */
+export function stepCost(inputTokens: number, depth: DepthDraw): number {
+  return inputTokens * (depth.noGradSteps + 3 * depth.gradSteps + 4);
+}
+
+/** Mean `stepCost` of steps [from, to) of a run of `to` steps, from up to `samples` of them. */
+export function meanPlannedCost(
+  state: TrainState,
+  recipe: Recipe,
+  data: TrainData,
+  from: number,
+  to: number,
+  samples = 32,
+): number {
+  const n = Math.max(1, Math.min(samples, to - from));
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const step = from + Math.floor(((i + 0.5) * Math.max(to - from, 1)) / n);
+    const level = levelAt(data, recipe, state.seed, step, to);
+    const batch = batchAt(data, recipe, state.seed, step, to, level);
+    total += stepCost(
+      batch.batch * batch.seqLen,
+      depthAt(state.model, recipe, state.seed, step, level),
+    );
+  }
+  return total / n;
+}
+
+/**
+ * The run length that spends `secondsLeft` from step `state.step` at `secondsPerUnit` of
+ * `stepCost`. The schedule of the later steps depends on the length (the curriculum is laid out
+ * over it), so the estimate is iterated a few times from the current length.
+ */
+export function fitTotalSteps(
+  state: TrainState,
+  recipe: Recipe,
+  data: TrainData,
+  secondsLeft: number,
+  secondsPerUnit: number,
+): number {
+  let total = Math.max(state.totalSteps, state.step + 1);
+  for (let i = 0; i < 4; i++) {
+    const perStep = secondsPerUnit * meanPlannedCost(state, recipe, data, state.step, total);
+    total = state.step + Math.max(1, Math.floor(secondsLeft / Math.max(perStep, 1e-9)));
+  }
+  return total;
+}
