@@ -38,6 +38,17 @@ const examples = generateTask("parity", {
 const tok = buildCharTokenizer(examples.flatMap((e) => [e.prompt, e.answer]));
 const data: TrainData = { kind: "examples", encoded: examples.map((e) => encodeExample(tok, e)) };
 
+/** Parity examples of the given lengths, with their difficulties (for curriculum tests). */
+function parityData(count: number, seed: number, difficulties: number[]): TrainData {
+  const ex = generateTask("parity", { split: "train", count, seed, difficulties });
+  const t = buildCharTokenizer(ex.flatMap((e) => [e.prompt, e.answer]));
+  return {
+    kind: "examples",
+    encoded: ex.map((e) => encodeExample(t, e)),
+    difficulty: ex.map((e) => e.difficulty),
+  };
+}
+
 function tinyConfig(over: Partial<ModelConfig> = {}): ModelConfig {
   return {
     ...presets.tiny,
@@ -200,18 +211,7 @@ test("curriculum: difficulties unlock easiest first in equal stages, then the fu
   assert.equal(curriculumCeiling(levels, 0, 0, 800), Infinity); // off
   assert.equal(curriculumCeiling([], 0.5, 0, 800), Infinity); // no known difficulty
   // batches respect the ceiling, are deterministic, and the full mix returns after the ramp
-  const mixed = generateTask("parity", {
-    split: "train",
-    count: 60,
-    seed: 1,
-    difficulties: [2, 5],
-  });
-  const tok2 = buildCharTokenizer(mixed.flatMap((e) => [e.prompt, e.answer]));
-  const curr: TrainData = {
-    kind: "examples",
-    encoded: mixed.map((e) => encodeExample(tok2, e)),
-    difficulty: mixed.map((e) => e.difficulty),
-  };
+  const curr = parityData(60, 1, [2, 5]);
   const r: Recipe = { ...recipe, curriculum: 0.5 };
   const early = batchAt(curr, r, 0, 3, 100);
   assert.equal(early.seqLen, 1 + 2 + 1 + 1); // <bos> 2 bits <sep> answer (inputs drop <eos>)
@@ -222,19 +222,7 @@ test("curriculum: difficulties unlock easiest first in equal stages, then the fu
 });
 
 test("difficulty depth scheme: one level per batch, unlocked levels only, depth in [c·d, 2c·d + 1]", () => {
-  const mixed = generateTask("parity", {
-    split: "train",
-    count: 90,
-    seed: 2,
-    difficulties: [2, 3, 6],
-  });
-  const tok3 = buildCharTokenizer(mixed.flatMap((e) => [e.prompt, e.answer]));
-  const diffs = mixed.map((e) => e.difficulty);
-  const curr: TrainData = {
-    kind: "examples",
-    encoded: mixed.map((e) => encodeExample(tok3, e)),
-    difficulty: diffs,
-  };
+  const curr = parityData(90, 2, [2, 3, 6]);
   const r: Recipe = {
     ...recipe,
     depthScheme: "difficulty",
@@ -266,18 +254,7 @@ test("difficulty depth scheme: one level per batch, unlocked levels only, depth 
 });
 
 test("budget fit: the remaining steps are priced from their own schedule (curriculum included)", () => {
-  const mixed = generateTask("parity", {
-    split: "train",
-    count: 200,
-    seed: 3,
-    difficulties: [2, 12],
-  });
-  const tok4 = buildCharTokenizer(mixed.flatMap((e) => [e.prompt, e.answer]));
-  const curr: TrainData = {
-    kind: "examples",
-    encoded: mixed.map((e) => encodeExample(tok4, e)),
-    difficulty: mixed.map((e) => e.difficulty),
-  };
+  const curr = parityData(200, 3, [2, 12]);
   const r: Recipe = { ...recipe, depthScheme: "difficulty", curriculum: 0.5 };
   const state = createTrainState(initModel(tinyConfig({ blockSize: 32 }), new Rng(6)), r, 0, 100);
   const costOf = (s: number, total: number): number => {
