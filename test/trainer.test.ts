@@ -249,7 +249,7 @@ test("difficulty depth scheme: one level per batch, unlocked levels only, depth 
   }
   assert.deepEqual([...seen].sort(), [2, 3, 6]);
   // other schemes, and data without difficulties, draw no level
-  assert.equal(levelAt(curr, recipe, 0, 5, 200), undefined);
+  assert.equal(levelAt(curr, { ...recipe, depthScheme: "uniform" }, 0, 5, 200), undefined);
   assert.equal(levelAt(data, r, 0, 5, 200), undefined);
 });
 

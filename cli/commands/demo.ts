@@ -22,31 +22,31 @@ import { accuracyPlot, runEval } from "./eval.ts";
 export const demoCommand: Command = {
   name: "demo",
   summary: "train a small looped model on a built-in task (minutes), show accuracy vs r",
-  usage: "loom demo [--task NAME] [--out DIR] [--time-budget 3m]",
+  usage: "loom demo [--task NAME] [--out DIR] [--time-budget 4m]",
   flags: {
     task: {
       type: "string",
       help: `built-in task: ${TASK_NAMES.join(", ")}`,
-      default: "pointer-chasing",
+      default: "parity",
     },
     out: { type: "string", help: "report folder (default: loom-demo, or loom-demo-N if taken)" },
-    "time-budget": { type: "string", help: "training time", default: "3m" },
+    "time-budget": { type: "string", help: "training time", default: "4m" },
     steps: {
       type: "list",
       help: "recurrence counts to evaluate",
       default: [1, 2, 4, 8, 16, 32, 64],
     },
-    count: { type: "int", help: "test examples per difficulty", default: 8 },
+    count: { type: "int", help: "test examples per difficulty", default: 16 },
     seed: { type: "int", help: "seed", default: 0 },
   },
   async run({ flags }) {
     const started = Date.now();
     const backendName = backend().name;
-    const task = str(flags, "task") ?? "pointer-chasing";
+    const task = str(flags, "task") ?? "parity";
     if (!isTaskName(task)) {
       throw new CliError(`loom demo: unknown task "${task}" (tasks: ${TASK_NAMES.join(", ")})`);
     }
-    const budgetText = str(flags, "time-budget") ?? "3m";
+    const budgetText = str(flags, "time-budget") ?? "4m";
     const budget = parseDurationLoose(budgetText);
     const out = resolve(str(flags, "out") ?? freeDir("loom-demo"));
     if (existsSync(out)) throw new CliError(`loom demo: ${out} exists; choose another --out`);
@@ -76,7 +76,7 @@ export const demoCommand: Command = {
     const difficulties = defaultTestDifficulties(task);
     const examples = generateTask(task, {
       split: "test",
-      count: (num(flags, "count") ?? 8) * difficulties.length,
+      count: (num(flags, "count") ?? 16) * difficulties.length,
       seed,
       difficulties,
     });

@@ -42,7 +42,7 @@ export function meanPlannedCost(
 /**
  * The run length that spends `secondsLeft` from step `state.step` at `secondsPerUnit` of
  * `stepCost`. The schedule of the later steps depends on the length (the curriculum is laid out
- * over it), so the estimate is iterated a few times from the current length.
+ * over it), so the length is found by bisection on the planned cost of [step, length).
  */
 export function fitTotalSteps(
   state: TrainState,
@@ -51,10 +51,16 @@ export function fitTotalSteps(
   secondsLeft: number,
   secondsPerUnit: number,
 ): number {
-  let total = Math.max(state.totalSteps, state.step + 1);
-  for (let i = 0; i < 4; i++) {
-    const perStep = secondsPerUnit * meanPlannedCost(state, recipe, data, state.step, total);
-    total = state.step + Math.max(1, Math.floor(secondsLeft / Math.max(perStep, 1e-9)));
+  const from = state.step;
+  const seconds = (to: number): number =>
+    (to - from) * secondsPerUnit * meanPlannedCost(state, recipe, data, from, to);
+  let lo = from + 1; // fits (or nothing does)
+  let hi = Math.max(2 * state.totalSteps, from + 2);
+  while (seconds(hi) < secondsLeft && hi < 1e9) hi *= 2;
+  while (hi - lo > Math.max(1, 0.01 * lo)) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (seconds(mid) <= secondsLeft) lo = mid;
+    else hi = mid;
   }
-  return total;
+  return lo;
 }

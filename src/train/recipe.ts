@@ -2,22 +2,23 @@
  * The training recipe: every knob of `loom train` that is not part of the model's config.json,
  * with defaults chosen for small models on a CPU budget, and the depth schedule per step.
  *
- * Why the defaults (bench/recipe-notes.md has the measurements behind them, E1-E9):
- * - The first obstacle at ~200k parameters is not the loop but the "pick one of the two candidate
- *   digits" plateau (loss ≈ ln 2) of multi-hop lookup: even a plain r = 1 model on 1-hop
- *   pointer-chasing stays there for 2,600 steps at lr 2e-3 / batch 32 (C1) and leaves it after
- *   ~1,750 steps at lr 5e-3 / batch 64 (C2). Hence lr 5e-3, batch 64 and a difficulty
- *   curriculum (`curriculum`, 0.8: the easiest level alone first), which left the plateau on the
- *   full task in ~2,700 steps (E9). Clipping at 1 keeps the high rate stable.
- * - Literature levers against ignoring the loop (reasoning-tasks.md §8-9), kept on:
- *   1. supervision at several depths (`supervisedDepths` = k = 2): the loss is read out after
- *      each of the last k iterations (TRM/HRM deep supervision, DT's per-iteration read-out), so
- *      extra iterations must not destroy the answer (no overthinking at 4x r̄ in E9).
- *   2. a wide depth distribution (`depthScheme` "uniform": total depth ~ U[1, 2r̄ − 1], DT's
- *      progressive loss); Huginn's poisson-lognormal-filling and fixed remain available.
- *   3. additive injection with a random initial state (model config, `autoModelConfig` in
- *      cli/train/settings.ts): s + e has spectral radius 1 in the state (Parcae).
- * - NOT yet shown: accuracy rising with r. E9 (12 min) is flat in r (see the notes).
+ * Why the defaults (bench/recipe-notes.md has the measurements behind them, E1-E13, P1-P6):
+ * - Small models stall first on the task, not the loop: on 1-hop pointer-chasing a plain
+ *   PyTorch GPT sits on the "one of the two digits" plateau as long as loom does. The defaults
+ *   are those of the runs that learned (parity, P5/P6: 98-100% in distribution in 4-10 min).
+ * - Depth follows difficulty (`depthScheme` "difficulty", c = `depthPerDifficulty` 0.5): a batch
+ *   of one level d runs ⌈c·d⌉ to 2⌈c·d⌉ + 1 iterations (Fan et al.'s length-dependent loop
+ *   count, widened against overthinking); data without difficulties falls back to "uniform"
+ *   (total depth ~ U[1, 2r̄ − 1], DT's progressive loss). Huginn's poisson-lognormal-filling and
+ *   fixed remain available.
+ * - Supervision at every gradient iteration (`supervisedDepths` 4 = k): extra iterations must not
+ *   destroy the answer (TRM/HRM deep supervision); no overthinking up to r = 32 in P5.
+ * - lr 2e-3, batch 64, clip 1, a difficulty curriculum over 80% of the run: P3 at 5e-3 diverged
+ *   once deep (21-iteration) levels came in; P4/P5 at 2e-3 did not.
+ * - Additive injection with a random initial state (model config, `autoModelConfig` in
+ *   cli/train/settings.ts): s + e has spectral radius 1 in the state (Parcae).
+ * - NOT yet shown: accuracy rising with r beyond the longest trained instances (P5: the
+ *   10-bit strings need a second iteration, longer strings stay at chance at every r).
  */
 import { type DepthDraw, type DepthScheme, depthForStep } from "./depth-sampler.ts";
 import type { OptimizerName } from "./optim.ts";
@@ -71,7 +72,7 @@ export interface Recipe {
 export const defaultRecipe: Recipe = {
   batchSize: 64,
   optimizer: "adamw",
-  lr: 5e-3,
+  lr: 2e-3,
   minLrRatio: 0.1,
   schedule: "warmup-cosine",
   warmupSteps: 0,
@@ -81,9 +82,9 @@ export const defaultRecipe: Recipe = {
   beta2: 0.95,
   eps: 1e-8,
   gradClip: 1,
-  depthScheme: "uniform",
-  depthPerDifficulty: 1,
-  supervisedDepths: 2,
+  depthScheme: "difficulty",
+  depthPerDifficulty: 0.5,
+  supervisedDepths: 4,
   seqLen: 0,
   curriculum: 0.8,
 };

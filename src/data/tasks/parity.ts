@@ -10,7 +10,7 @@ import { range, type TaskSpec } from "./spec.ts";
 export const parity: TaskSpec = {
   minDifficulty: 1,
   maxDifficulty: 1000,
-  trainDifficulties: range(2, 16),
+  trainDifficulties: range(2, 10),
   sample(rng, length) {
     let bits = "";
     let ones = 0;
