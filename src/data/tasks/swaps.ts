@@ -13,7 +13,7 @@ import { range, type TaskSpec } from "./spec.ts";
 export const swaps: TaskSpec = {
   minDifficulty: 1,
   maxDifficulty: 200,
-  trainDifficulties: range(1, 6),
+  trainDifficulties: range(1, 12),
   sample(rng, n) {
     let ball = 1 + rng.int(3);
     const start = ball;
