@@ -25,6 +25,7 @@ import {
   curriculumCeiling,
   depthAt,
   levelAt,
+  planStep,
   trainLoop,
   trainStep,
 } from "../src/train/trainer.ts";
@@ -258,9 +259,8 @@ test("budget fit: the remaining steps are priced from their own schedule (curric
   const r: Recipe = { ...recipe, depthScheme: "difficulty", curriculum: 0.5 };
   const state = createTrainState(initModel(tinyConfig({ blockSize: 32 }), new Rng(6)), r, 0, 100);
   const costOf = (s: number, total: number): number => {
-    const level = levelAt(curr, r, 0, s, total);
-    const b = batchAt(curr, r, 0, s, total, level);
-    return stepCost(b.batch * b.seqLen, depthAt(state.model, r, 0, s, level));
+    const { depth, batch } = planStep(state.model, r, curr, 0, s, total);
+    return stepCost(batch.batch * batch.seqLen, depth);
   };
   const budget = 400 * costOf(0, 100); // 400 steps' worth of the cheap first stage
   const total = fitTotalSteps(state, r, curr, budget, 1);

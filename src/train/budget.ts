@@ -6,7 +6,7 @@
  */
 import type { DepthDraw } from "./depth-sampler.ts";
 import type { Recipe } from "./recipe.ts";
-import { type TrainData, type TrainState, batchAt, depthAt, levelAt } from "./trainer.ts";
+import { type TrainData, type TrainState, planStep } from "./trainer.ts";
 
 /**
  * Relative work of one optimizer step: positions × (no-grad iterations + 3 per gradient
@@ -29,12 +29,8 @@ export function meanPlannedCost(
   let total = 0;
   for (let i = 0; i < n; i++) {
     const step = from + Math.floor(((i + 0.5) * Math.max(to - from, 1)) / n);
-    const level = levelAt(data, recipe, state.seed, step, to);
-    const batch = batchAt(data, recipe, state.seed, step, to, level);
-    total += stepCost(
-      batch.batch * batch.seqLen,
-      depthAt(state.model, recipe, state.seed, step, level),
-    );
+    const { depth, batch } = planStep(state.model, recipe, data, state.seed, step, to);
+    total += stepCost(batch.batch * batch.seqLen, depth);
   }
   return total / n;
 }

@@ -303,6 +303,25 @@ export function batchAt(
   );
 }
 
+/**
+ * What 0-based step `step` of a `totalSteps` run trains on: its depth and its batch (under the
+ * "difficulty" scheme, both of the level `levelAt` draws).
+ */
+export function planStep(
+  model: RavenModel,
+  recipe: Recipe,
+  data: TrainData,
+  seed: number,
+  step: number,
+  totalSteps: number,
+): { depth: DepthDraw; batch: Batch } {
+  const level = levelAt(data, recipe, seed, step, totalSteps);
+  return {
+    depth: depthAt(model, recipe, seed, step, level),
+    batch: batchAt(data, recipe, seed, step, totalSteps, level),
+  };
+}
+
 export interface LossOptions {
   depth: DepthDraw;
   /** Loss after each of the last `supervisedDepths` gradient iterations, averaged. */
@@ -361,9 +380,7 @@ export function stateInitAt(model: RavenModel, seed: number, step: number): Stat
 export function trainStep(state: TrainState, recipe: Recipe, data: TrainData): StepMetrics {
   const { model, seed, step } = state;
   const params = trainableParams(model);
-  const level = levelAt(data, recipe, seed, step, state.totalSteps);
-  const depth = depthAt(model, recipe, seed, step, level);
-  const batch = batchAt(data, recipe, seed, step, state.totalSteps, level);
+  const { depth, batch } = planStep(model, recipe, data, seed, step, state.totalSteps);
   const tokens = batch.labels.reduce((a, l) => a + (l >= 0 ? 1 : 0), 0);
   const lr = lrAt(recipe, step, state.totalSteps);
   for (const [, t] of namedParameters(model.params)) t.grad = null;
