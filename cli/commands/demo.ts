@@ -10,6 +10,7 @@ import {
   generateTask,
   isTaskName,
 } from "../../src/data/tasks/index.ts";
+import { formatExamplesJsonl } from "../../src/data/jsonl.ts";
 import { writePng } from "../../src/node/plot.ts";
 import { formatTable } from "../../src/train/evaluate.ts";
 import { CliError, list, num, str } from "../args.ts";
@@ -27,7 +28,7 @@ export const demoCommand: Command = {
     task: {
       type: "string",
       help: `built-in task: ${TASK_NAMES.join(", ")}`,
-      default: "parity",
+      default: "swaps",
     },
     out: { type: "string", help: "report folder (default: loom-demo, or loom-demo-N if taken)" },
     "time-budget": { type: "string", help: "training time", default: "4m" },
@@ -42,7 +43,7 @@ export const demoCommand: Command = {
   async run({ flags }) {
     const started = Date.now();
     const backendName = backend().name;
-    const task = str(flags, "task") ?? "parity";
+    const task = str(flags, "task") ?? "swaps";
     if (!isTaskName(task)) {
       throw new CliError(`loom demo: unknown task "${task}" (tasks: ${TASK_NAMES.join(", ")})`);
     }
@@ -93,6 +94,7 @@ export const demoCommand: Command = {
     });
     const table = formatTable(rows);
     console.log(table);
+    writeFileSync(join(out, "test.jsonl"), formatExamplesJsonl(examples));
     writeFileSync(join(out, "results.json"), `${JSON.stringify({ results: rows }, null, 2)}\n`);
     await writePng(
       join(out, "accuracy-vs-r.png"),
@@ -115,12 +117,12 @@ export const demoCommand: Command = {
         "",
         "![accuracy vs r](accuracy-vs-r.png)",
         "",
-        `Reproduce: \`loom eval --model ${join(out, "model")} --data ${join(out, "model", "test.jsonl")} --steps ${steps.join(",")}\``,
+        `Reproduce: \`loom eval --model ${join(out, "model")} --data ${join(out, "test.jsonl")} --steps ${steps.join(",")}\``,
         "",
       ].join("\n"),
     );
     ui.log(
-      `done in ${formatDuration((Date.now() - started) / 1000)}: ${join(out, "README.md")}, accuracy-vs-r.png, results.json, model/`,
+      `done in ${formatDuration((Date.now() - started) / 1000)}: ${join(out, "README.md")}, accuracy-vs-r.png, results.json, test.jsonl, model/`,
     );
   },
 };

@@ -144,13 +144,17 @@ function readExamples(flags: Flags): Example[] {
   return limit === undefined ? examples : examples.slice(0, limit);
 }
 
-/** Accuracy vs steps (log2 axis), one line per difficulty plus "all". */
+/**
+ * Accuracy vs steps (log2 axis), one line per difficulty plus "all" (dashed). Beyond 10 levels
+ * the categorical palette repeats, so the lines are coloured easy-to-hard on a sequential scale.
+ */
 export function accuracyPlot(rows: readonly EvalRow[], title: string): VegaLiteSpec {
   const values = rows.map((r) => ({
     steps: r.steps,
     accuracy: r.accuracy,
     difficulty: r.difficulty === null ? "all" : String(r.difficulty),
   }));
+  const levels = new Set(rows.flatMap((r) => (r.difficulty === null ? [] : [r.difficulty])));
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title,
@@ -176,6 +180,7 @@ export function accuracyPlot(rows: readonly EvalRow[], title: string): VegaLiteS
         type: "nominal",
         sort: { field: "order" },
         title: "difficulty",
+        ...(levels.size > 10 ? { scale: { scheme: "viridis" } } : {}),
       },
       strokeDash: {
         condition: { test: "datum.difficulty === 'all'", value: [4, 2] },

@@ -175,8 +175,8 @@ export function splitSettings(
  * The model for a budget when the user gives no sizes: width 64 up to 30 minutes, 96 beyond (a
  * step costs about the same at 64 and 96 per token, but on this CPU the number of optimizer steps
  * is what a run lacks: bench/recipe-notes.md); 4 heads; prelude/core/coda 1/2/1; MLP 2.75x;
- * r̄ = 3 with k = 2 (cheap steps; the loss at both gradient depths); additive injection and a
- * random (like-init) initial state; context twice the longest training sequence.
+ * r̄ = 4 with k = 4; additive injection and a zero initial state (the recipe notes' X-E: a random
+ * s_0 slowed learning several-fold); context twice the longest training sequence.
  */
 export function autoModelConfig(
   budgetSeconds: number | null,
@@ -200,7 +200,7 @@ export function autoModelConfig(
     meanRecurrence: 4,
     meanBackpropDepth: 4,
     injectionType: "add",
-    stateInit: "like-init",
+    stateInit: "zero",
     samplingScheme: "poisson-lognormal-filling",
   };
 }

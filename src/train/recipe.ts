@@ -2,23 +2,25 @@
  * The training recipe: every knob of `loom train` that is not part of the model's config.json,
  * with defaults chosen for small models on a CPU budget, and the depth schedule per step.
  *
- * Why the defaults (bench/recipe-notes.md has the measurements behind them, E1-E13, P1-P6):
+ * Why the defaults (bench/recipe-notes.md has the measurements behind them, E1-E13, P1-P6, the
+ * session-3 sweep X-A..X-W and S6):
  * - Small models stall first on the task, not the loop: on 1-hop pointer-chasing a plain
- *   PyTorch GPT sits on the "one of the two digits" plateau as long as loom does. The defaults
- *   are those of the runs that learned (parity, P5/P6: 98-100% in distribution in 4-10 min).
- * - Depth follows difficulty (`depthScheme` "difficulty", c = `depthPerDifficulty` 0.5): a batch
- *   of one level d runs ⌈c·d⌉ to 2⌈c·d⌉ + 1 iterations (Fan et al.'s length-dependent loop
- *   count, widened against overthinking); data without difficulties falls back to "uniform"
- *   (total depth ~ U[1, 2r̄ − 1], DT's progressive loss). Huginn's poisson-lognormal-filling and
- *   fixed remain available.
+ *   PyTorch GPT sits on the "one of the two digits" plateau as long as loom does.
+ * - Depth follows difficulty (`depthScheme` "difficulty", c = `depthPerDifficulty` 1): a batch
+ *   of one level d runs ⌈c·d⌉ to 2⌈c·d⌉ + 1 iterations, one iteration per move / bit / hop
+ *   (Fan et al.'s length-dependent loop count, widened against overthinking); data without
+ *   difficulties falls back to "uniform" (total depth ~ U[1, 2r̄ − 1], DT's progressive loss).
+ *   On swaps c = 1 learned where c = 0.5 stayed at chance (S3 vs S4). Huginn's
+ *   poisson-lognormal-filling and fixed remain available.
  * - Supervision at every gradient iteration (`supervisedDepths` 4 = k): extra iterations must not
- *   destroy the answer (TRM/HRM deep supervision); no overthinking up to r = 32 in P5.
+ *   destroy the answer (TRM/HRM deep supervision); no overthinking up to r = 32.
  * - lr 2e-3, batch 64, clip 1, a difficulty curriculum over 80% of the run: P3 at 5e-3 diverged
- *   once deep (21-iteration) levels came in; P4/P5 at 2e-3 did not.
- * - Additive injection with a random initial state (model config, `autoModelConfig` in
- *   cli/train/settings.ts): s + e has spectral radius 1 in the state (Parcae).
- * - NOT yet shown: accuracy rising with r beyond the longest trained instances (P5: the
- *   10-bit strings need a second iteration, longer strings stay at chance at every r).
+ *   once deep levels came in. In a 4-7 minute sweep on swaps, lr 3e-3, batch 32, no curriculum,
+ *   c = 2 and width 96 each stayed near chance, like the baseline with a random s_0.
+ * - Additive injection with a zero initial state (model config, `autoModelConfig` in
+ *   cli/train/settings.ts): s + e has spectral radius 1 in the state (Parcae), and a
+ *   deterministic s_0 (as in DT and TRM) is what made swaps learnable in minutes (X-E: 72%
+ *   held-out after 7 minutes, where the random like-init state was at 22%).
  */
 import { type DepthDraw, type DepthScheme, depthForStep } from "./depth-sampler.ts";
 import type { OptimizerName } from "./optim.ts";
@@ -83,7 +85,7 @@ export const defaultRecipe: Recipe = {
   eps: 1e-8,
   gradClip: 1,
   depthScheme: "difficulty",
-  depthPerDifficulty: 0.5,
+  depthPerDifficulty: 1,
   supervisedDepths: 4,
   seqLen: 0,
   curriculum: 0.8,

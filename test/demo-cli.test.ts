@@ -1,0 +1,55 @@
+// `loom demo` end to end: the report folder, and its "Reproduce" line giving the same table.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+
+const bin = new URL("../bin/loom.js", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "loom-demo-cli-"));
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function loom(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface Row {
+  steps: number;
+  difficulty: number | null;
+  accuracy: number;
+  count: number;
+}
+
+function rows(file: string): Row[] {
+  return (JSON.parse(readFileSync(file, "utf8")) as { results: Row[] }).results;
+}
+
+test("loom demo writes its report, and `loom eval` on its test.jsonl reproduces the table", () => {
+  const out = join(dir, "report");
+  const demo = loom(
+    ...["demo", "--task", "parity", "--time-budget", "4s", "--count", "3", "--steps", "1,3"],
+    ...["--out", out],
+  );
+  assert.equal(demo.code, 0, demo.stderr);
+  for (const f of ["README.md", "accuracy-vs-r.png", "results.json", "test.jsonl", "model"]) {
+    assert.ok(existsSync(join(out, f)), f);
+  }
+  const shown = rows(join(out, "results.json"));
+  assert.equal(shown.length, 2 * (19 + 1), "r = 1, 3 × (lengths 2-20 and all)");
+  assert.ok(demo.stdout.includes(" all"), "the table is printed");
+
+  const readme = readFileSync(join(out, "README.md"), "utf8");
+  const command = /Reproduce: `loom (eval [^`]+)`/.exec(readme);
+  assert.ok(command, "README has a Reproduce line");
+  const again = join(dir, "again.json");
+  const ev = loom(...command[1].split(" "), "--json", again);
+  assert.equal(ev.code, 0, ev.stderr);
+  assert.deepEqual(
+    rows(again).map((r) => [r.steps, r.difficulty, r.accuracy, r.count]),
+    shown.map((r) => [r.steps, r.difficulty, r.accuracy, r.count]),
+  );
+});
