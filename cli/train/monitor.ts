@@ -43,6 +43,8 @@ export class RunMonitor {
   /** Where the speed is measured from: seconds and `stepCost` units done by then. */
   private refitFrom: { secs: number; units: number } | null = null;
   private units = 0;
+  /** Seconds into this invocation at which the latest re-fit plans the run to end. */
+  private plannedEnd: number | null = null;
 
   constructor(o: MonitorOptions) {
     this.o = o;
@@ -84,7 +86,9 @@ export class RunMonitor {
     const { budget } = this.o;
     const stepsLeft = st.totalSteps - st.step;
     const perStep = secs / Math.max(st.step - this.startStep, 1);
-    const eta = Math.min(stepsLeft * perStep, budget === null ? Infinity : budget - secs);
+    // steps get dearer as a curriculum goes on: a re-fitted run's end is the better guess
+    const planned = this.plannedEnd === null ? stepsLeft * perStep : this.plannedEnd - secs;
+    const eta = Math.max(0, Math.min(planned, budget === null ? Infinity : budget - secs));
     const frac = Math.max(st.step / st.totalSteps, budget === null ? 0 : secs / budget);
     this.o.ui.update(
       frac,
@@ -122,6 +126,7 @@ export class RunMonitor {
     const perUnit = (secs - this.refitFrom.secs) / Math.max(this.units - this.refitFrom.units, 1);
     this.refitFrom = { secs, units: this.units };
     const left = budget * 0.95 - secs;
+    this.plannedEnd = secs + left;
     const total = fitTotalSteps(state, this.o.recipe, this.o.data.train, left, perUnit);
     if (Math.abs(total - state.totalSteps) > 0.05 * state.totalSteps) {
       state.totalSteps = total;
