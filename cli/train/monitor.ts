@@ -125,8 +125,8 @@ export class RunMonitor {
     if (!this.o.refit || budget === null || this.refitFrom === null) return;
     const perUnit = (secs - this.refitFrom.secs) / Math.max(this.units - this.refitFrom.units, 1);
     this.refitFrom = { secs, units: this.units };
-    const left = budget * 0.95 - secs;
-    this.plannedEnd = secs + left;
+    this.plannedEnd = budget * 0.95;
+    const left = this.plannedEnd - secs;
     const total = fitTotalSteps(state, this.o.recipe, this.o.data.train, left, perUnit);
     if (Math.abs(total - state.totalSteps) > 0.05 * state.totalSteps) {
       state.totalSteps = total;

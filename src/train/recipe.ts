@@ -21,6 +21,9 @@
  *   cli/train/settings.ts): s + e has spectral radius 1 in the state (Parcae), and a
  *   deterministic s_0 (as in DT and TRM) is what made swaps learnable in minutes (X-E: 72%
  *   held-out after 7 minutes, where the random like-init state was at 22%).
+ * - NOT yet shown: instances twice as hard as the trained ones. On swaps a looped model trained
+ *   at a fixed r = 12 reaches further beyond training than the difficulty-tied depth (S6-fixed
+ *   vs S6), though both beat the same model without the loop (S6-r1).
  */
 import { type DepthDraw, type DepthScheme, depthForStep } from "./depth-sampler.ts";
 import type { OptimizerName } from "./optim.ts";
