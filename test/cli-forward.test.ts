@@ -1,7 +1,6 @@
 // End-to-end `loom forward` and `loom info` through the real executable, on the reference
 // fixture's weights saved as a model directory: the CLI must reproduce the fixture tensors.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,9 +17,9 @@ import {
   fixtureWeights,
   maxAbs,
   maxAbsDiff,
+  runLoom,
 } from "./helpers.ts";
 
-const bin = new URL("../bin/loom.js", import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), "loom-cli-"));
 after(() => {
   rmSync(work, { recursive: true, force: true });
@@ -42,9 +41,8 @@ function rows(name: string, width: number): number[][] {
 const tokens = join(work, "tokens.json");
 writeFileSync(tokens, JSON.stringify(rows("input_ids", 12)));
 
-function loom(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function loom(...args: string[]): ReturnType<typeof runLoom> {
+  return runLoom(args);
 }
 
 test("loom forward --steps 4 --init-state zero reproduces fwd.n4", () => {

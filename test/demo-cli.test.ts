@@ -1,21 +1,15 @@
 // `loom demo` end to end: the report folder, and its "Reproduce" line giving the same table.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { runLoom } from "./helpers.ts";
 
-const bin = new URL("../bin/loom.js", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "loom-demo-cli-"));
 after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-function loom(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8" });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 interface Row {
   steps: number;
@@ -30,11 +24,11 @@ function rows(file: string): Row[] {
 
 test("loom demo writes its report, and `loom eval` on its test.jsonl reproduces the table", () => {
   const out = join(dir, "report");
-  const demo = loom(
+  const demo = runLoom([
     ...["demo", "--task", "parity", "--time-budget", "4s", "--count", "3", "--steps", "1,3"],
     ...["--out", out],
-  );
-  assert.equal(demo.code, 0, demo.stderr);
+  ]);
+  assert.equal(demo.status, 0, demo.stderr);
   for (const f of ["README.md", "accuracy-vs-r.png", "results.json", "test.jsonl", "model"]) {
     assert.ok(existsSync(join(out, f)), f);
   }
@@ -46,8 +40,8 @@ test("loom demo writes its report, and `loom eval` on its test.jsonl reproduces 
   const command = /Reproduce: `loom (eval [^`]+)`/.exec(readme);
   assert.ok(command, "README has a Reproduce line");
   const again = join(dir, "again.json");
-  const ev = loom(...command[1].split(" "), "--json", again);
-  assert.equal(ev.code, 0, ev.stderr);
+  const ev = runLoom([...command[1].split(" "), "--json", again]);
+  assert.equal(ev.status, 0, ev.stderr);
   assert.deepEqual(
     rows(again).map((r) => [r.steps, r.difficulty, r.accuracy, r.count]),
     shown.map((r) => [r.steps, r.difficulty, r.accuracy, r.count]),

@@ -1,5 +1,6 @@
 // Test helpers: llm.c's check_tensor, failing loudly, and the shared Huginn reference fixtures.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { type TensorSource, parseSafetensors } from "../src/checkpoint/safetensors.ts";
 import type { StoredTensors } from "../src/model/checkpoint.ts";
@@ -73,4 +74,15 @@ export function fixtureWeights(): StoredTensors {
 
 export function fixtureConfigJson(): unknown {
   return JSON.parse(readFileSync(new URL("config.json", fixtureDir), "utf8"));
+}
+
+const loomBin = new URL("../bin/loom.js", import.meta.url).pathname;
+
+/** Runs the `loom` executable (`bin/loom.js`) with these arguments and waits for it. */
+export function runLoom(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [loomBin, ...args], { encoding: "utf8", env });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
