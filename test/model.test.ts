@@ -11,7 +11,7 @@ import { type ModelConfig, presets } from "../src/model/config.ts";
 import { embedInputs, forward, initModel, initializeState } from "../src/model/model.ts";
 import { loadModel, saveModel } from "../src/node/model-io.ts";
 import { Rng } from "../src/tensor/random.ts";
-import { backward, detach, setPoisonRecycled, tensor } from "../src/tensor/tensor.ts";
+import { backward, detach, setPoisonRecycled, sizeClass, tensor } from "../src/tensor/tensor.ts";
 import { iterateOneStep, predictFromLatents } from "../src/model/model.ts";
 import { crossEntropy } from "../src/tensor/ops.ts";
 
@@ -196,14 +196,13 @@ test("a malformed tokenizer.json is an error naming the file", () => {
   }
 });
 
-test("backward with release: the next step's ops overwrite every recycled buffer (NaN-poisoned)", () => {
+test("backward with release: later steps overwrite every recycled buffer (NaN-poisoned), at any length", () => {
   for (const injectionType of ["linear", "add"] as const) {
     const m = initModel({ ...tiny, injectionType }, new Rng(5));
     const B = 4;
-    const T = 16;
-    const x = Int32Array.from({ length: B * T }, (_, i) => (i * 11 + 3) % 96);
-    const y = Int32Array.from({ length: B * T }, (_, i) => (i % 5 === 0 ? -100 : (i * 7) % 96));
-    const step = (release: boolean): { loss: number; grads: Float32Array[] } => {
+    const step = (T: number, release: boolean): { loss: number; grads: Float32Array[] } => {
+      const x = Int32Array.from({ length: B * T }, (_, i) => (i * 11 + 3) % 96);
+      const y = Int32Array.from({ length: B * T }, (_, i) => (i % 5 === 0 ? -100 : (i * 7) % 96));
       for (const [, p] of namedParameters(m.params)) p.grad = null;
       const out = forward(m, x, { batch: B, numSteps: { noGrad: 2, withGrad: 2 }, labels: y });
       assert.ok(out.loss);
@@ -216,16 +215,31 @@ test("backward with release: the next step's ops overwrite every recycled buffer
     };
     setPoisonRecycled(true);
     try {
-      const plain = step(false); // nothing recycled yet: fresh buffers
-      step(true); // releases this graph's activations, filled with NaN
-      const again = step(true); // runs on the poisoned buffers
-      assert.ok(Number.isFinite(again.loss));
-      assert.equal(again.loss, plain.loss);
-      again.grads.forEach((g, i) => {
-        assert.deepEqual(g, plain.grads[i]);
-      });
+      const plain = step(16, false);
+      const plainShort = step(12, false);
+      step(16, true); // releases this graph's activations and gradients, filled with NaN
+      const again = step(16, true); // runs on the poisoned buffers
+      const short = step(12, true); // on views of the longer step's (poisoned) buffers
+      for (const [got, want] of [
+        [again, plain],
+        [short, plainShort],
+      ]) {
+        assert.ok(Number.isFinite(got.loss));
+        assert.equal(got.loss, want.loss);
+        got.grads.forEach((g, i) => {
+          assert.deepEqual(g, want.grads[i]);
+        });
+      }
     } finally {
       setPoisonRecycled(false);
     }
+  }
+});
+
+test("sizeClass: the pool's buffer lengths are at most 1/8 above the request", () => {
+  for (const n of [1024, 1025, 2047, 4096, 5000, 123457, 1 << 20]) {
+    const c = sizeClass(n);
+    assert.ok(c >= n && c <= n * 1.125, `${n} -> ${c}`);
+    assert.equal(sizeClass(c), c);
   }
 });

@@ -172,16 +172,22 @@ export function rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
   const C = w.size;
   const rows = x.size / C;
   const data = alloc(x.size);
-  const rstd = new Float32Array(rows);
+  const rstd = alloc(rows);
   const be = backend();
   be.rmsNormForward(data, rstd, x.data, w.data, rows, C, eps);
-  const out = result(data, x.shape, [x, w], () => {
-    if (out.grad === null) return;
-    // the kernel writes both gradients: give it a scratch buffer for the one not needed
-    const dx = x.requiresGrad ? gradOf(x) : new Float32Array(x.size);
-    const dw = w.requiresGrad ? gradOf(w) : new Float32Array(C);
-    be.rmsNormBackward(dx, dw, out.grad, x.data, w.data, rstd, rows, C);
-  });
+  const out = result(
+    data,
+    x.shape,
+    [x, w],
+    () => {
+      if (out.grad === null) return;
+      // the kernel writes both gradients: give it a scratch buffer for the one not needed
+      const dx = x.requiresGrad ? gradOf(x) : new Float32Array(x.size);
+      const dw = w.requiresGrad ? gradOf(w) : new Float32Array(C);
+      be.rmsNormBackward(dx, dw, out.grad, x.data, w.data, rstd, rows, C);
+    },
+    [rstd],
+  );
   return out;
 }
 
@@ -333,11 +339,27 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape): T
   const data = alloc(q.size);
   const probs = alloc(s.batch * s.heads * s.tq * s.tk);
   be.attentionForward(data, probs, q.data, k.data, v.data, s);
-  const out = result(data, q.shape, [q, k, v], () => {
-    if (out.grad === null) return;
-    const grads = [q, k, v].map((t) => (t.requiresGrad ? gradOf(t) : new Float32Array(t.size)));
-    be.attentionBackward(grads[0], grads[1], grads[2], out.grad, probs, q.data, k.data, v.data, s);
-  });
+  const out = result(
+    data,
+    q.shape,
+    [q, k, v],
+    () => {
+      if (out.grad === null) return;
+      const grads = [q, k, v].map((t) => (t.requiresGrad ? gradOf(t) : new Float32Array(t.size)));
+      be.attentionBackward(
+        grads[0],
+        grads[1],
+        grads[2],
+        out.grad,
+        probs,
+        q.data,
+        k.data,
+        v.data,
+        s,
+      );
+    },
+    [probs],
+  );
   return out;
 }
 

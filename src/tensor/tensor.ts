@@ -17,6 +17,8 @@ export class Tensor {
   readonly backwardFn: (() => void) | null;
   /** Accumulated dL/dthis, allocated on first use (same layout as data). */
   grad: Float32Array | null = null;
+  /** Scratch the backward closure reads besides the data (attention's probabilities, ...). */
+  saved: readonly Float32Array[] = [];
 
   constructor(
     data: Float32Array,
@@ -94,9 +96,12 @@ export function result(
   shape: Shape,
   parents: readonly Tensor[],
   backwardFn: () => void,
+  saved: readonly Float32Array[] = [],
 ): Tensor {
   if (recording && parents.some((p) => p.requiresGrad)) {
-    return new Tensor(data, shape, true, parents, backwardFn);
+    const t = new Tensor(data, shape, true, parents, backwardFn);
+    t.saved = saved;
+    return t;
   }
   return new Tensor(data, shape);
 }
@@ -105,7 +110,7 @@ export function result(
  * Gradient buffers of intermediate tensors whose closure has run, by length, reused for the
  * next gradients of the sweep: a fresh large Float32Array is a run of page faults (~6 µs each
  * on the development machine), about as long as the GEMM that fills it. Filled only during
- * `backward`, emptied when it ends, so it never holds memory between steps.
+ * `backward`; when it ends they go to the pool of `alloc`.
  */
 const spare = new Map<number, Float32Array[]>();
 let sweeping = false;
@@ -116,7 +121,7 @@ function takeSpare(n: number): Float32Array | undefined {
 
 /** t.grad, allocated as zeros on first use. */
 export function gradOf(t: Tensor): Float32Array {
-  t.grad ??= takeSpare(t.size)?.fill(0) ?? new Float32Array(t.size);
+  t.grad ??= (takeSpare(t.size) ?? alloc(t.size)).fill(0);
   return t.grad;
 }
 
@@ -127,7 +132,7 @@ export function gradOf(t: Tensor): Float32Array {
  */
 export function gradSlot(t: Tensor): { g: Float32Array; fresh: boolean } {
   if (t.grad !== null) return { g: t.grad, fresh: false };
-  t.grad = takeSpare(t.size) ?? new Float32Array(t.size);
+  t.grad = takeSpare(t.size) ?? alloc(t.size);
   return { g: t.grad, fresh: true };
 }
 
@@ -135,8 +140,9 @@ export interface BackwardOptions {
   /**
    * Recycle the graph's activations into the next forward (see `alloc`): afterwards, the data
    * of every non-leaf tensor of this graph belongs to the allocator, so the caller must not read
-   * any of them again (read the loss value before). For training loops: the tape then reuses
-   * one step's buffers instead of zero-filling fresh ones and leaving the old to the GC.
+   * any of them again (read the loss value before). For training loops: the next steps' ops then
+   * reuse these buffers instead of zero-filling fresh ones and leaving the old to the GC (1.4x
+   * faster training at width 64: bench/recipe-notes.md, "Engine").
    */
   release?: boolean;
 }
@@ -161,24 +167,68 @@ export function backward(loss: Tensor, o: BackwardOptions = {}): void {
     }
   } finally {
     sweeping = false;
-    spare.clear();
   }
-  if (o.release === true) recycleActivations(order);
+  releases += 1;
+  let bytes = 0;
+  for (const list of spare.values()) for (const g of list) bytes += recycle(g.buffer);
+  spare.clear();
+  if (o.release === true) bytes += recycleActivations(order);
+  peakBytes = Math.max(peakBytes, bytes);
+  trimRecycled(RECYCLE_GRAPHS * peakBytes);
 }
 
 /**
- * Activation buffers of the last released graph, by length, for `alloc`. Holds at most one
- * graph's activations (memory its step needed anyway); replaced at each release.
+ * Activation buffers of released graphs, by capacity, for `alloc`. Consecutive training
+ * batches differ in length, so `alloc` hands out exact-length views of buffers rounded up to a
+ * size class (at most 1/8 larger), and serves a request from any class up to twice its length.
+ * The pool is kept across steps and capped at RECYCLE_GRAPHS times the most bytes one backward
+ * has given back (the largest step's activations and gradients); when over, the classes used
+ * least recently go to the GC. Only buffers `alloc` created are pooled.
  */
-let recycled = new Map<number, Float32Array[]>();
+const recycled = new Map<number, { bufs: ArrayBuffer[]; lastUse: number }>();
+const pooled = new WeakSet<ArrayBufferLike>();
+let recycledBytes = 0;
+let releases = 0;
+let peakBytes = 0; // the most bytes one backward has given back
 let poisonRecycled = false;
+const RECYCLE_GRAPHS = 2;
+const MIN_POOLED = 1024; // floats: smaller buffers are cheap to allocate
+
+/** n rounded up to m·2^e with 8 ≤ m < 16: at most 12.5% above n. */
+export function sizeClass(n: number): number {
+  return Math.ceil(n / classStep(n)) * classStep(n);
+}
+
+function classStep(n: number): number {
+  return 2 ** Math.max(0, Math.floor(Math.log2(n)) - 3);
+}
 
 /**
  * A buffer of n floats for an op's result. Its contents are arbitrary (a recycled activation,
  * or zeros): the caller must write every element.
  */
 export function alloc(n: number): Float32Array {
-  return recycled.get(n)?.pop() ?? new Float32Array(n);
+  if (n < MIN_POOLED) return new Float32Array(n);
+  return new Float32Array(takeRecycled(n) ?? newPooled(sizeClass(n)), 0, n);
+}
+
+/** The smallest recycled buffer of n to 2n floats, if any. */
+function takeRecycled(n: number): ArrayBuffer | undefined {
+  for (let cap = sizeClass(n); cap <= 2 * n; cap += classStep(cap)) {
+    const entry = recycled.get(cap);
+    const buf = entry?.bufs.pop();
+    if (entry === undefined || buf === undefined) continue;
+    entry.lastUse = releases;
+    recycledBytes -= buf.byteLength;
+    return buf;
+  }
+  return undefined;
+}
+
+function newPooled(cap: number): ArrayBuffer {
+  const buf = new ArrayBuffer(4 * cap);
+  pooled.add(buf);
+  return buf;
 }
 
 /** Tests: fill recycled buffers with NaN, so a caller of `alloc` that skips an element shows. */
@@ -186,18 +236,45 @@ export function setPoisonRecycled(on: boolean): void {
   poisonRecycled = on;
 }
 
-function recycleActivations(order: readonly Tensor[]): void {
-  recycled = new Map();
+/** Adds the graph's activation (and saved scratch) buffers to the pool; returns their bytes. */
+function recycleActivations(order: readonly Tensor[]): number {
   const seen = new Set<ArrayBufferLike>();
+  let bytes = 0;
   for (const t of order) {
-    const d = t.data;
-    if (t.backwardFn === null || d.length < 1024 || seen.has(d.buffer)) continue;
-    seen.add(d.buffer); // views (reshape) share a buffer: recycle it once, and only whole
-    if (d.byteOffset !== 0 || d.byteLength !== d.buffer.byteLength) continue;
-    if (poisonRecycled) d.fill(Number.NaN);
-    const list = recycled.get(d.length);
-    if (list) list.push(d);
-    else recycled.set(d.length, [d]);
+    if (t.backwardFn === null) continue;
+    for (const buf of [t.data.buffer, ...t.saved.map((d) => d.buffer)]) {
+      if (seen.has(buf)) continue; // views (reshape) share a buffer: recycle it once
+      seen.add(buf);
+      bytes += recycle(buf);
+    }
+  }
+  return bytes;
+}
+
+/** Returns a buffer `alloc` made to the pool (others are left to the GC); its bytes, or 0. */
+function recycle(buf: ArrayBufferLike): number {
+  if (!pooled.has(buf)) return 0;
+  if (poisonRecycled) new Float32Array(buf).fill(Number.NaN);
+  const cap = buf.byteLength / 4;
+  let entry = recycled.get(cap);
+  if (entry === undefined) {
+    entry = { bufs: [], lastUse: releases };
+    recycled.set(cap, entry);
+  }
+  entry.bufs.push(buf as ArrayBuffer);
+  entry.lastUse = releases;
+  recycledBytes += buf.byteLength;
+  return buf.byteLength;
+}
+
+/** Drops whole classes, least recently used first, until the pool holds at most `cap` bytes. */
+function trimRecycled(cap: number): void {
+  if (recycledBytes <= cap) return;
+  const byAge = [...recycled].sort((a, b) => a[1].lastUse - b[1].lastUse);
+  for (const [n, entry] of byAge) {
+    if (recycledBytes <= cap) break;
+    for (const b of entry.bufs) recycledBytes -= b.byteLength;
+    recycled.delete(n);
   }
 }
 

@@ -23,6 +23,7 @@ import { type ExitName, makeExitCriterion } from "../generate/exit.ts";
 import { lastPositionLogits } from "../generate/generate.ts";
 import { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad } from "../tensor/tensor.ts";
+import { fastBlockFor } from "../model/fast-block.ts";
 
 export interface EvalOptions {
   /** Recurrence counts to evaluate (the cap when an exit criterion is set). */
@@ -191,6 +192,7 @@ function runWithExit(
       batch: B,
       seqLen: T,
       positions: Int32Array.from({ length: T }, (_, i) => i),
+      fastBlock: fastBlockFor(model), // the same values as the Tensor blocks, on reused buffers
     };
     const e = embedInputs(model, ids, ctx);
     const mode = model.config.stateInit;
