@@ -33,7 +33,7 @@ test("loom demo writes its report, and `loom eval` on its test.jsonl reproduces 
     assert.ok(existsSync(join(out, f)), f);
   }
   const shown = rows(join(out, "results.json"));
-  assert.equal(shown.length, 2 * (19 + 1), "r = 1, 3 × (lengths 2-20 and all)");
+  assert.equal(shown.length, 2 * (17 + 1), "r = 1, 3 × (lengths 4-20 and all)");
   assert.ok(demo.stdout.includes(" all"), "the table is printed");
 
   const readme = readFileSync(join(out, "README.md"), "utf8");

@@ -82,13 +82,19 @@ test("addition: d-digit operands, sum most-significant digit first (checked by B
   }
 });
 
+/** The assignments of a pointer-chasing prompt (`q?` assignments `;q?`) and its query. */
+function parseBindings(prompt: string): { assignments: string[]; query: string } {
+  const match = /^([a-z])\?([a-z]=[a-z0-9](?:,[a-z]=[a-z0-9])*);\1\?$/.exec(prompt);
+  assert.ok(match, prompt);
+  return { assignments: match[2].split(","), query: match[1] };
+}
+
 /** Follow the bindings of `prompt` from the queried variable; the digit and the hops taken. */
 function resolveBindings(prompt: string): { value: string; hops: number } {
-  const match = /^([a-z]=[a-z0-9](?:,[a-z]=[a-z0-9])*);([a-z])\?$/.exec(prompt);
-  assert.ok(match, prompt);
-  const bindings = new Map(match[1].split(",").map((s) => [s[0], s[2]] as const));
-  assert.equal(bindings.size, match[1].split(",").length, "each variable assigned once");
-  let name = match[2];
+  const { assignments, query } = parseBindings(prompt);
+  const bindings = new Map(assignments.map((s) => [s[0], s[2]] as const));
+  assert.equal(bindings.size, assignments.length, "each variable assigned once");
+  let name = query;
   for (let hops = 1; ; hops++) {
     const next = bindings.get(name);
     assert.ok(next !== undefined, `unbound ${name} in ${prompt}`);
@@ -97,11 +103,20 @@ function resolveBindings(prompt: string): { value: string; hops: number } {
   }
 }
 
+/** One left-to-right pass: a name is on the queried chain if an earlier assignment led to it. */
+function resolveInOnePass(prompt: string): string | undefined {
+  const { assignments, query } = parseBindings(prompt);
+  let name = query;
+  for (const s of assignments) if (s[0] === name) name = s[2];
+  return /\d/.test(name) ? name : undefined;
+}
+
 test("pointer-chasing: the answer is the queried variable's value, `difficulty` hops away", () => {
   for (const { prompt, answer, difficulty } of generate("pointer-chasing", "test", 800)) {
     assert.deepEqual(resolveBindings(prompt), { value: answer, hops: difficulty }, prompt);
     const digits = new Set(prompt.match(/\d/g));
     assert.equal(digits.size, 2, `a distractor chain with another value: ${prompt}`);
+    assert.equal(resolveInOnePass(prompt), answer, `chains written goal-first: ${prompt}`);
   }
 });
 
@@ -117,16 +132,25 @@ function shortestPath(edges: string[], from: string, to: string): number | null 
   return null;
 }
 
+/** Nodes reached from `from` in one left-to-right pass over `edges`. */
+function reachedInOnePass(edges: string[], from: string): Set<string> {
+  const reached = new Set([from]);
+  for (const e of edges) if (reached.has(e[0])) reached.add(e[1]);
+  return reached;
+}
+
 test("reachability: yes iff reachable (BFS), shortest path = difficulty, balanced", () => {
   const examples = generate("reachability", "test", 800);
   for (const { prompt, answer, difficulty } of examples) {
-    const match = /^([a-z]{2}(?:,[a-z]{2})*);([a-z])>([a-z])\?$/.exec(prompt);
+    const match = /^([a-z])>([a-z])\?([a-z]{2}(?:,[a-z]{2})*);\1>\2\?$/.exec(prompt);
     assert.ok(match, prompt);
-    const edges = match[1].split(",");
+    const [, from, to, list] = match;
+    const edges = list.split(",");
     assert.equal(new Set(edges).size, edges.length, `no repeated edge: ${prompt}`);
-    const distance = shortestPath(edges, match[2], match[3]);
+    const distance = shortestPath(edges, from, to);
     assert.equal(answer, distance === null ? "no" : "yes", prompt);
     if (distance !== null) assert.equal(distance, difficulty, prompt);
+    assert.equal(reachedInOnePass(edges, from).has(to), distance !== null, `path order: ${prompt}`);
   }
   for (const d of defaultTestDifficulties("reachability")) {
     const answers = at(examples, d).map((e) => e.answer);

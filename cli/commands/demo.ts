@@ -20,6 +20,13 @@ import { runTraining } from "../train/run.ts";
 import { DEFAULT_TASK_COUNT } from "../train/settings.ts";
 import { accuracyPlot, runEval } from "./eval.ts";
 
+/**
+ * Parity: in 4 minutes on a 2-core machine the model gets 4-6 bits right in one pass and 7-10
+ * bits (56-81% at r = 1) only with more iterations (100% from r = 2-8). Swaps, the clearer
+ * state-tracking story, needs ~10 minutes to leave chance (bench/recipe-notes.md, session 5).
+ */
+const DEMO_TASK = "parity";
+
 export const demoCommand: Command = {
   name: "demo",
   summary: "train a small looped model on a built-in task (minutes), show accuracy vs r",
@@ -28,7 +35,7 @@ export const demoCommand: Command = {
     task: {
       type: "string",
       help: `built-in task: ${TASK_NAMES.join(", ")}`,
-      default: "swaps",
+      default: DEMO_TASK,
     },
     out: { type: "string", help: "report folder (default: loom-demo, or loom-demo-N if taken)" },
     "time-budget": { type: "string", help: "training time", default: "4m" },
@@ -43,7 +50,7 @@ export const demoCommand: Command = {
   async run({ flags }) {
     const started = Date.now();
     const backendName = backend().name;
-    const task = str(flags, "task") ?? "swaps";
+    const task = str(flags, "task") ?? DEMO_TASK;
     if (!isTaskName(task)) {
       throw new CliError(`loom demo: unknown task "${task}" (tasks: ${TASK_NAMES.join(", ")})`);
     }

@@ -1,13 +1,19 @@
-import { shuffleInPlace } from "../shuffle.ts";
-import { randomLetters, range, type TaskSpec } from "./spec.ts";
+import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
 
 /**
- * Multi-hop variable binding, `"b=a,c=7,a=3,d=c;b?"` → `"3"`.
+ * Multi-hop variable binding, `"c?c=b,e=6,b=a,a=3;c?"` → `"3"`.
  *
  * Difficulty: the number of hops h, i.e. the length of the chain of assignments from the
  * queried variable down to a digit (`a=3` is one hop, `b=a,a=3` two). A distractor chain of the
- * same length ends in a different digit; all 2h assignments are shuffled; variables are distinct
- * lowercase letters (so h ≤ 13). Answer: the single digit. Prompt length 8h + 2.
+ * same length ends in a different digit; variables are distinct lowercase letters (so h ≤ 13).
+ * Answer: the single digit. Prompt length 8h + 4.
+ *
+ * Layout: the question comes first and again last, and each chain is written goal-first (the
+ * queried variable's assignment before the one it refers to); the two chains are interleaved at
+ * random. A causal model reads every assignment after the ones it depends on, so "this
+ * assignment is on the queried chain" can flow forward one hop per iteration. With the chains
+ * in random order instead, a looped model stays at 50% (picking one of the two digits) for 30
+ * minutes even at one hop (bench/recipe-notes.md, PC30, PCQ, PCG).
  */
 export const pointerChasing: TaskSpec = {
   minDifficulty: 1,
@@ -17,14 +23,18 @@ export const pointerChasing: TaskSpec = {
     const names = randomLetters(rng, 2 * hops);
     const value = rng.int(10);
     const distractorValue = (value + 1 + rng.int(9)) % 10;
-    const chain = bindingChain(names.slice(0, hops), value);
-    const distractor = bindingChain(names.slice(hops), distractorValue);
-    const assignments = shuffleInPlace([...chain, ...distractor], rng);
-    return { prompt: `${assignments.join(",")};${names[hops - 1]}?`, answer: String(value) };
+    const chain = goalFirstChain(names.slice(0, hops), value);
+    const distractor = goalFirstChain(names.slice(hops), distractorValue);
+    const question = `${names[hops - 1]}?`;
+    const assignments = interleave(rng, chain, distractor);
+    return { prompt: `${question}${assignments.join(",")};${question}`, answer: String(value) };
   },
 };
 
-/** `v0=value, v1=v0, v2=v1, ...`: the last name holds `value` through the whole chain. */
-function bindingChain(names: readonly string[], value: number): string[] {
-  return names.map((name, i) => `${name}=${i === 0 ? String(value) : names[i - 1]}`);
+/**
+ * `v[h-1]=v[h-2], ..., v1=v0, v0=value`: the last name holds `value` through the whole chain,
+ * written from the last name down.
+ */
+function goalFirstChain(names: readonly string[], value: number): string[] {
+  return names.map((name, i) => `${name}=${i === 0 ? String(value) : names[i - 1]}`).reverse();
 }

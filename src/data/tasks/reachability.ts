@@ -1,18 +1,23 @@
 import type { Rng } from "../../tensor/random.ts";
-import { shuffleInPlace } from "../shuffle.ts";
-import { randomLetters, range, type TaskSpec } from "./spec.ts";
+import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
 
 /**
- * Directed-graph reachability (ProsQA-style), `"ab,cd,bc,ba;a>c?"` → `"yes"`.
+ * Directed-graph reachability (ProsQA-style), `"a>d?ab,ef,bc,fg,cb,cd,gh;a>d?"` → `"yes"`.
  *
  * The graph is two disjoint chains of h edges over 2h + 2 distinct letters, plus ⌈h/2⌉ back
- * edges (from a later to an earlier node of the same chain), all edges shuffled; `xy` is the
- * edge x → y. The question `s>t?` asks whether t is reachable from s, where s heads one chain and
- * t ends one of the two chains.
+ * edges (from a later to an earlier node of the same chain); `xy` is the edge x → y. The
+ * question `s>t?` asks whether t is reachable from s, where s heads one chain and t ends one of
+ * the two chains.
  *
  * Difficulty: h, the shortest-path length from s to t when the answer is "yes" (h ≤ 12).
  * Answer: "yes" or "no", exactly balanced (alternating) at each difficulty. Prompt length
- * 3(2h + ⌈h/2⌉) + 4.
+ * 3(2h + ⌈h/2⌉) + 9.
+ *
+ * Layout: the question comes first and again last; each chain's edges are written in path order
+ * and the two chains interleaved at random, the back edges anywhere. A causal model then reads
+ * every forward edge after the one that reaches its tail, so "reached from s" can flow forward
+ * one edge per iteration. With all edges shuffled, a looped model answers one word for 30
+ * minutes (bench/recipe-notes.md, R30).
  */
 export const reachability: TaskSpec = {
   minDifficulty: 1,
@@ -22,12 +27,17 @@ export const reachability: TaskSpec = {
     const nodes = randomLetters(rng, 2 * (hops + 1));
     const source = nodes.slice(0, hops + 1);
     const other = nodes.slice(hops + 1);
-    const edges = [...chainEdges(source), ...chainEdges(other)];
-    edges.push(...backEdges(rng, [source, other], Math.ceil(hops / 2)));
+    const edges = interleave(rng, chainEdges(source), chainEdges(other));
+    for (const edge of backEdges(rng, [source, other], Math.ceil(hops / 2))) {
+      edges.splice(rng.int(edges.length + 1), 0, edge);
+    }
     const reachable = ordinal % 2 === 0;
     const target = reachable ? source[hops] : other[hops];
-    const prompt = `${shuffleInPlace(edges, rng).join(",")};${source[0]}>${target}?`;
-    return { prompt, answer: reachable ? "yes" : "no" };
+    const question = `${source[0]}>${target}?`;
+    return {
+      prompt: `${question}${edges.join(",")};${question}`,
+      answer: reachable ? "yes" : "no",
+    };
   },
 };
 

@@ -31,3 +31,17 @@ export function randomLetters(rng: Rng, k: number): string[] {
 export function range(lo: number, hi: number): number[] {
   return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
 }
+
+/** A uniformly random merge of `a` and `b` that keeps the order within each. */
+export function interleave<T>(rng: Rng, a: readonly T[], b: readonly T[]): T[] {
+  const out: T[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const leftA = a.length - i;
+    const leftB = b.length - j;
+    if (rng.int(leftA + leftB) < leftA) out.push(a[i++]);
+    else out.push(b[j++]);
+  }
+  return out;
+}
