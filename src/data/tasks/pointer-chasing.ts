@@ -1,7 +1,7 @@
 import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
 
 /**
- * Multi-hop variable binding, `"c?c=b,e=6,b=a,a=3;c?"` → `"3"`.
+ * Multi-hop variable binding, `"b?b=a,e=d,a=3,d=6;b?"` → `"3"`.
  *
  * Difficulty: the number of hops h, i.e. the length of the chain of assignments from the
  * queried variable down to a digit (`a=3` is one hop, `b=a,a=3` two). A distractor chain of the

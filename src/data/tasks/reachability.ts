@@ -2,7 +2,7 @@ import type { Rng } from "../../tensor/random.ts";
 import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
 
 /**
- * Directed-graph reachability (ProsQA-style), `"a>d?ab,ef,bc,fg,cb,cd,gh;a>d?"` → `"yes"`.
+ * Directed-graph reachability (ProsQA-style), `"a>d?ab,ef,bc,fg,cb,hf,cd,gh;a>d?"` → `"yes"`.
  *
  * The graph is two disjoint chains of h edges over 2h + 2 distinct letters, plus ⌈h/2⌉ back
  * edges (from a later to an earlier node of the same chain); `xy` is the edge x → y. The
@@ -11,7 +11,7 @@ import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
  *
  * Difficulty: h, the shortest-path length from s to t when the answer is "yes" (h ≤ 12).
  * Answer: "yes" or "no", exactly balanced (alternating) at each difficulty. Prompt length
- * 3(2h + ⌈h/2⌉) + 9.
+ * 3(2h + ⌈h/2⌉) + 8.
  *
  * Layout: the question comes first and again last; each chain's edges are written in path order
  * and the two chains interleaved at random, the back edges anywhere. A causal model then reads
