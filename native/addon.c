@@ -13,7 +13,7 @@
 
 #include "loom.h"
 
-#define MAX_ARGS 20  // >= the longest argument list (attentionBackward: 18)
+#define MAX_ARGS 20  // >= the longest argument list (attentionBackward: 19)
 
 // One call's arguments. The first failure throws and sets ok = 0; later getters do nothing.
 typedef struct {
@@ -115,12 +115,14 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
 }
 
 // The shape arguments of both attention calls, from argument `i` on:
-// batch, heads, headDim, tq, tk, qStride, kvStride, qPos | null, kPos | null, keyMask | null
+// batch, heads, headDim, tq, tk, qStride, kvStride, qPos | null, kPos | null, keyMask | null,
+// window
 static AttentionShape attention_shape(Call *c, size_t i) {
   AttentionShape s = {int_arg(c, i, "batch"), int_arg(c, i + 1, "heads"),
                       int_arg(c, i + 2, "headDim"), int_arg(c, i + 3, "tq"),
                       int_arg(c, i + 4, "tk"), int_arg(c, i + 5, "qStride"),
-                      int_arg(c, i + 6, "kvStride"), NULL, NULL, NULL};
+                      int_arg(c, i + 6, "kvStride"), NULL, NULL, NULL,
+                      int_arg(c, i + 10, "window")};
   if (c->ok && (s.q_stride < s.heads * s.head_dim || s.kv_stride < s.heads * s.head_dim))
     fail(c, "RangeError", "loom native: attention row strides must be >= heads * headDim");
   s.q_pos = array_arg(c, i + 7, "qPos", napi_int32_array, s.tq, 1, NULL);
@@ -136,7 +138,7 @@ static size_t span(size_t rows, size_t stride, size_t C) {
 
 // attentionForward(out, probs, q, k, v, ...shape)
 static napi_value js_attention_forward(napi_env env, napi_callback_info info) {
-  Call c = call_start(env, info, 15);
+  Call c = call_start(env, info, 16);
   AttentionShape s = attention_shape(&c, 5);
   size_t C = (size_t)s.heads * s.head_dim, rq = (size_t)s.batch * s.tq;
   size_t nq = span(rq, s.q_stride, C), nk = span((size_t)s.batch * s.tk, s.kv_stride, C);
@@ -148,7 +150,7 @@ static napi_value js_attention_forward(napi_env env, napi_callback_info info) {
 
 // attentionBackward(dq, dk, dv, dout, probs, q, k, v, ...shape)
 static napi_value js_attention_backward(napi_env env, napi_callback_info info) {
-  Call c = call_start(env, info, 18);
+  Call c = call_start(env, info, 19);
   AttentionShape s = attention_shape(&c, 8);
   size_t C = (size_t)s.heads * s.head_dim, rq = (size_t)s.batch * s.tq;
   size_t nq = span(rq, s.q_stride, C), nk = span((size_t)s.batch * s.tk, s.kv_stride, C);

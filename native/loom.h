@@ -52,6 +52,7 @@ typedef struct {
   const int32_t *q_pos;                // (Tq) or NULL: Tk - Tq + i
   const int32_t *k_pos;                // (Tk) or NULL: j
   const uint8_t *key_mask;             // (B, Tk) or NULL: all keys
+  int window;                          // > 0: also qPos[i] - kPos[j] < window; 0: no limit
 } AttentionShape;
 void attention_forward(float *out, float *probs, const float *q, const float *k,
                        const float *v, const AttentionShape *s);

@@ -47,6 +47,16 @@ test("every preset is valid and round-trips", () => {
   }
 });
 
+test("attention_window (loom's extension) is written only when set, and round-trips", () => {
+  assert.equal("attention_window" in configToJson(presets.tiny), false);
+  const windowed = { ...presets.tiny, attentionWindow: 3 };
+  const json = configToJson(windowed);
+  assert.equal(json.attention_window, 3);
+  const back = configFromJson(json);
+  assert.deepEqual({ ...back, extra: {} }, { ...windowed, extra: {} });
+  assert.deepEqual(configToJson(back), json);
+});
+
 test("bad configs name the field", () => {
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ n_embd: 64, n_heads: 5 }, /"n_heads".*divide/],
@@ -60,6 +70,7 @@ test("bad configs name the field", () => {
     [{ n_embd: 64, n_heads: 4, head_dim: 32 }, /"head_dim" is 32 but the other fields give 16/],
     [{ mean_recurrence: 4, mean_backprop_depth: 8 }, /"mean_backprop_depth"/],
     [{ n_embd: 60, n_heads: 4 }, /odd head dim 15/],
+    [{ attention_window: -2 }, /"attention_window" must be a non-negative integer/],
   ];
   for (const [json, re] of bad) {
     assert.throws(

@@ -13,22 +13,31 @@ const model = initModel(presets.tiny, new Rng(3));
 const V = presets.tiny.paddedVocabSize;
 const ids = Int32Array.from([4, 8, 15, 16, 23, 42, 7, 9]);
 
-const cached = (cache: RecurrentKVCache, from: number, to: number, r: number): Float32Array =>
+const cached = (
+  cache: RecurrentKVCache,
+  from: number,
+  to: number,
+  r: number,
+  m = model,
+): Float32Array =>
   noGrad(() => {
     const positions = Int32Array.from({ length: to - from }, (_, i) => from + i);
-    return forward(model, ids.slice(from, to), { batch: 1, numSteps: r, cache, positions }).logits
-      .data;
+    return forward(m, ids.slice(from, to), { batch: 1, numSteps: r, cache, positions }).logits.data;
   });
 
-test("token-by-token cached decoding equals the uncached forward", () => {
-  const full = noGrad(() => forward(model, ids, { batch: 1, numSteps: 3 }).logits.data);
-  const cache = cacheFor(presets.tiny, 1, { capacity: 1 }); // forces geometric growth
-  const logits = new Float32Array(ids.length * V);
-  logits.set(cached(cache, 0, 3, 3), 0);
-  for (let p = 3; p < ids.length; p++) logits.set(cached(cache, p, p + 1, 3), p * V);
-  assertClose(logits, full, 1e-5, "cached vs uncached");
-  assert.equal(cache.length, ids.length);
-});
+for (const window of [0, 3]) {
+  test(`token-by-token cached decoding equals the uncached forward (window ${window})`, () => {
+    const config = { ...presets.tiny, attentionWindow: window };
+    const m = initModel(config, new Rng(3));
+    const full = noGrad(() => forward(m, ids, { batch: 1, numSteps: 3 }).logits.data);
+    const cache = cacheFor(config, 1, { capacity: 1 }); // forces geometric growth
+    const logits = new Float32Array(ids.length * V);
+    logits.set(cached(cache, 0, 3, 3, m), 0);
+    for (let p = 3; p < ids.length; p++) logits.set(cached(cache, p, p + 1, 3, m), p * V);
+    assertClose(logits, full, 1e-5, "cached vs uncached");
+    assert.equal(cache.length, ids.length);
+  });
+}
 
 test("clearLast rolls back: re-running the same chunk gives the same logits", () => {
   const cache = cacheFor(presets.tiny, 1);

@@ -11,7 +11,14 @@ import { type ModelConfig, presets } from "../src/model/config.ts";
 import { embedInputs, forward, initModel, initializeState } from "../src/model/model.ts";
 import { loadModel, saveModel } from "../src/node/model-io.ts";
 import { Rng } from "../src/tensor/random.ts";
-import { backward, detach, setPoisonRecycled, sizeClass, tensor } from "../src/tensor/tensor.ts";
+import {
+  backward,
+  detach,
+  noGrad,
+  setPoisonRecycled,
+  sizeClass,
+  tensor,
+} from "../src/tensor/tensor.ts";
 import { iterateOneStep, predictFromLatents } from "../src/model/model.ts";
 import { crossEntropy } from "../src/tensor/ops.ts";
 
@@ -50,6 +57,24 @@ test("truncated backprop = the same steps with the state detached by hand", () =
   const gb = new Map(namedParameters(b.params));
   for (const [key, p] of namedParameters(a.params)) {
     assert.deepEqual(p.grad, gb.get(key)?.grad ?? null, key);
+  }
+});
+
+test("attention window w: a token reaches (prelude + core·r + coda)(w − 1) positions, no further", () => {
+  const config = { ...tiny, attentionWindow: 2 };
+  const m = initModel(config, new Rng(5));
+  const T = 12;
+  const r = 2;
+  const reach = (1 + 2 * r + 1) * (2 - 1); // 6 layers, one position each
+  const a = Int32Array.from({ length: T }, (_, i) => (i * 11 + 3) % 96);
+  const b = a.slice();
+  b[0] = (a[0] + 1) % 96; // change the first token only
+  const run = (x: Int32Array) => noGrad(() => forward(m, x, { batch: 1, numSteps: r }).logits.data);
+  const [la, lb] = [run(a), run(b)];
+  const V = tiny.paddedVocabSize;
+  for (let t = 0; t < T; t++) {
+    const same = la.slice(t * V, (t + 1) * V).every((v, j) => v === lb[t * V + j]);
+    assert.equal(same, t > reach, `position ${t}`);
   }
 });
 

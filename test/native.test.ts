@@ -159,6 +159,23 @@ if ("error" in loaded) {
         keyMask: Uint8Array.from([0, 1, 1, 0, 1, 1, 0, 1]),
       },
     },
+    {
+      name: "sliding window over a cache, with gaps",
+      s: {
+        batch: 2,
+        heads: 2,
+        headDim: 4,
+        tq: 3,
+        tk: 7,
+        window: 3,
+        kPos: Int32Array.from([0, 1, 2, 4, 5, 6, 7]),
+        qPos: Int32Array.from([5, 6, 7]),
+      },
+    },
+    {
+      name: "sliding window, training size",
+      s: { batch: 2, heads: 4, headDim: 16, tq: 33, tk: 33, window: 4 },
+    },
     { name: "threaded", s: { batch: 2, heads: 4, headDim: 64, tq: 48, tk: 64 } },
     { name: "training size, odd T", s: { batch: 2, heads: 4, headDim: 64, tq: 131, tk: 131 } },
     {

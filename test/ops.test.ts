@@ -147,6 +147,32 @@ test("attention: causal, chunk after cache, gaps and padding", () => {
     rand([B, 3, H, D]),
     rand([B, 3, H, D]),
   ]);
+  const windowed = { ...causal, tq: 5, tk: 5, window: 2 };
+  gradcheck("attention window", (q, k, v) => ops.attention(q, k, v, windowed), [
+    rand([B, 5, H, D]),
+    rand([B, 5, H, D]),
+    rand([B, 5, H, D]),
+  ]);
+});
+
+test("attention window: query i sees exactly keys i-w+1..i; a window >= T is plain causal", () => {
+  const [B, H, D, T, w] = [1, 1, 4, 6, 2];
+  const q = rand([B, T, H, D]);
+  const k = rand([B, T, H, D]);
+  const v = rand([B, T, H, D]);
+  const s = { batch: B, heads: H, headDim: D, tq: T, tk: T, window: w };
+  const before = noGrad(() => ops.attention(q, k, v, s)).data.slice();
+  v.data.fill(100, 0, D); // change only key 0: visible to queries 0 and 1 alone
+  const after = noGrad(() => ops.attention(q, k, v, s)).data;
+  for (let i = 0; i < T; i++) {
+    const row = (a: Float32Array) => Array.from(a.slice(i * D, (i + 1) * D));
+    if (i < w) assert.notDeepEqual(row(after), row(before), `query ${i} sees key 0`);
+    else assert.deepEqual(row(after), row(before), `query ${i} must not see key 0`);
+  }
+  const full = { ...s, window: 0 };
+  const wide = { ...s, window: T };
+  const [a, b] = noGrad(() => [ops.attention(q, k, v, full), ops.attention(q, k, v, wide)]);
+  assert.deepEqual(Array.from(b.data), Array.from(a.data));
 });
 
 test("attention masks exactly: a query never sees a later key", () => {

@@ -47,6 +47,11 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
   for (const f of ["config.json", "model.safetensors", "tokenizer.json", "optimizer.safetensors"]) {
     assert.ok(existsSync(join(a, f)), f);
   }
+  const config = JSON.parse(readFileSync(join(a, "config.json"), "utf8")) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(config.attention_window, 2, "parity's default model has a sliding window of 2");
   const b = join(dir, "b");
   r = loom(
     "train",

@@ -27,6 +27,13 @@ import { accuracyPlot, runEval } from "./eval.ts";
  */
 const DEMO_TASK = "parity";
 
+/**
+ * The demo trains with full attention: the windowed parity model of `loom train --task parity`
+ * extrapolates to 48 bits but needs ~10 minutes to find its scan, and stays at chance after 4
+ * (bench/recipe-notes.md, session 6).
+ */
+const DEMO_OVERRIDES = { attention_window: 0 };
+
 export const demoCommand: Command = {
   name: "demo",
   summary: "train a small looped model on a built-in task (minutes), show accuracy vs r",
@@ -73,7 +80,7 @@ export const demoCommand: Command = {
         timeBudgetSeconds: budget,
         maxSteps: null,
         stopAfter: null,
-        overrides: {},
+        overrides: DEMO_OVERRIDES,
         overrideSource: "demo",
         checkpointEverySeconds: 60,
         evalEvery: 0,

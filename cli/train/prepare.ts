@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
+import { defaultAttentionWindow } from "../../src/data/tasks/index.ts";
 import { ConfigError } from "../../src/model/config-json.ts";
 import type { ModelConfig } from "../../src/model/config.ts";
 import { type RavenModel, createModel, initModel } from "../../src/model/model.ts";
@@ -63,7 +64,8 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
       : s.timeBudgetSeconds;
   const blockSize = typeof modelSettings.block_size === "number" ? modelSettings.block_size : null;
   const data = loadData(s.source, null, blockSize);
-  const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest);
+  const window = s.source.kind === "task" ? defaultAttentionWindow(s.source.task) : 0;
+  const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest, window);
   const config = resolveConfig(base, modelSettings, s.overrideSource);
   checkFits(config, data);
   const model = initModel(config, new Rng(s.seed));
@@ -182,7 +184,8 @@ function describeRun(
   ui.log(
     `model: width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/` +
       `${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, ${formatCount(stats.uniqueParams)} parameters, ` +
-      `${c.injectionType} injection, state init ${c.stateInit}, context ${c.blockSize}`,
+      `${c.injectionType} injection, state init ${c.stateInit}, context ${c.blockSize}` +
+      (c.attentionWindow > 0 ? `, attention window ${c.attentionWindow}` : ""),
   );
   ui.log(
     `recipe: depth ${depth} r̄=${c.meanRecurrence} k=${c.meanBackpropDepth}, loss at the last ` +

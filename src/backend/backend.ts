@@ -27,7 +27,8 @@ export interface GemmShape {
 
 /**
  * Scaled dot-product attention over (B, T, H, D) tensors, scale 1/sqrt(D).
- * Query i may attend key j iff kPos[j] <= qPos[i] (and keyMask[b, j] != 0 when given).
+ * Query i may attend key j iff kPos[j] <= qPos[i] (and keyMask[b, j] != 0 when given, and
+ * qPos[i] − kPos[j] < window when a window is given: sliding-window attention).
  * Default positions: qPos[i] = Tk - Tq + i, kPos[j] = j, i.e. the bottom-right-aligned causal
  * mask, which is plain causal when Tq == Tk and "no mask" for a single query after a cache.
  * Rows of q (and dq) may lie `qStride` floats apart and rows of k, v (dk, dv) `kvStride` apart,
@@ -44,6 +45,7 @@ export interface AttentionShape {
   qPos?: Int32Array; // (Tq) position of each query, shared by the batch
   kPos?: Int32Array; // (Tk) position of each key, shared by the batch
   keyMask?: Uint8Array; // (B, Tk) 0 = padding key, never attended
+  window?: number; // > 0: query i sees only the keys at qPos[i] − window < kPos[j]; 0 = no limit
 }
 
 /** Rows of `addRows`; strides (floats between rows) default to width. */

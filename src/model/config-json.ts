@@ -34,6 +34,7 @@ const numberFields: [string, NumberKey, "int" | "float"][] = [
   ["norm_eps", "normEps", "float"],
   ["mean_recurrence", "meanRecurrence", "int"],
   ["mean_backprop_depth", "meanBackpropDepth", "int"],
+  ["attention_window", "attentionWindow", "int"],
 ];
 
 /** The closed string fields and their allowed values. */
@@ -259,6 +260,7 @@ export function configToJson(c: ModelConfig): Record<string, unknown> {
     },
     architectures: ["RavenForCausalLM"],
     model_type: "huginn_raven",
+    ...(c.attentionWindow > 0 ? { attention_window: c.attentionWindow } : {}),
     ...c.extra,
     num_attention_heads: c.nHeads,
   };

@@ -28,6 +28,13 @@ export interface ModelConfig {
   meanRecurrence: number; // r̄: default test-time steps and the mean of the training sampler
   meanBackpropDepth: number; // k̄: steps with gradient in truncated backprop
   samplingScheme: SamplingScheme;
+  /**
+   * loom's extension (config.json `attention_window`, written only when > 0): every block
+   * attends to the last w positions only, itself included, so information moves a bounded
+   * distance per core iteration, like the convolutional cores of Deep Thinking networks. 0 =
+   * plain causal attention, the reference.
+   */
+  attentionWindow: number;
   /** RavenConfig fields loom keeps but does not interpret (e.g. torch_dtype, bos_token_id). */
   extra: Readonly<Record<string, unknown>>;
 }
@@ -75,6 +82,7 @@ export const huginn0125: ModelConfig = {
   meanRecurrence: 32,
   meanBackpropDepth: 8,
   samplingScheme: "poisson-lognormal-filling",
+  attentionWindow: 0,
   extra: {},
 };
 

@@ -93,7 +93,7 @@ export function fastSandwichBlock(
   const probs = ws.get("probs", B * H * T * kv.tk);
   be.attentionForward(y, probs, q, kv.k, kv.v, {
     ...{ batch: B, heads: H, headDim: C / H, tq: T, tk: kv.tk },
-    ...{ qPos: ctx.positions, kPos: kv.kPos },
+    ...{ qPos: ctx.positions, kPos: kv.kPos, window: env.config.attentionWindow },
     ...(kv.keyMask ? { keyMask: kv.keyMask } : {}),
   });
   const attn = ws.get("attn", R * C);

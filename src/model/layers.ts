@@ -75,7 +75,10 @@ export interface BlockEnv {
   rope: RopeTable;
 }
 
-/** Causal self-attention with qk bias and interleaved RoPE; x (B, T, C) -> (B, T, C). */
+/**
+ * Causal self-attention with qk bias and interleaved RoPE (over the last `attentionWindow`
+ * positions when set); x (B, T, C) -> (B, T, C).
+ */
 export function attentionBranch(
   p: BlockParams,
   x: Tensor,
@@ -94,7 +97,8 @@ export function attentionBranch(
   const q = headsOf(qkv, 0, H, bias(0), rot);
   const k = headsOf(qkv, 1, H, bias(1), rot);
   const v = headsOf(qkv, 2, H, null, null);
-  const shape = { batch: B, heads: H, headDim: D, tq: T, qPos: ctx.positions };
+  const window = env.config.attentionWindow;
+  const shape = { batch: B, heads: H, headDim: D, tq: T, qPos: ctx.positions, window };
   let y: Tensor;
   if (ctx.cache) {
     const kv = ctx.cache.update(slot, k.data, v.data, ctx.positions);

@@ -10,7 +10,7 @@ export interface ModelStats {
   coreParams: number; // the recurrent blocks, which are re-applied r times
   materializedParams: number; // parameters a fixed-depth model of the same compute would have
   layersApplied: number; // prelude + r · core + coda blocks run per token
-  forwardFlopsPerToken: number; // 2 · (matmul weights touched) + attention at `context`
+  forwardFlopsPerToken: number; // 2 · (matmul weights touched) + attention at `context` keys
   kvSlotsPerToken: number; // one K/V slot per (layer, iteration)
   kvBytesPerToken: number; // K and V of every slot, at `bytesPerValue`
 }
@@ -35,8 +35,10 @@ export function modelStats(
   const layersApplied = c.nLayersInPrelude + r * c.nLayersInRecurrentBlock + c.nLayersInCoda;
   // matmul weights: the norms are a rounding error, counted anyway for simplicity
   const matmulWeights = outsideCore + r * (coreParams + adapterParams) + headParams;
-  // attention: q·kᵀ and p·v over `context` keys, 2 FLOPs per multiply-add, per layer
-  const attentionFlops = layersApplied * 4 * c.nEmbd * context;
+  // attention: q·kᵀ and p·v over the keys in view (`context`, or the window), 2 FLOPs per
+  // multiply-add, per layer
+  const keys = c.attentionWindow > 0 ? Math.min(c.attentionWindow, context) : context;
+  const attentionFlops = layersApplied * 4 * c.nEmbd * keys;
   const kvSlotsPerToken = layersApplied;
   return {
     uniqueParams,

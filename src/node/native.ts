@@ -91,6 +91,7 @@ type AttentionArgs = [
   Int32Array | null,
   Int32Array | null,
   Uint8Array | null,
+  number,
 ];
 
 export interface NativeBackend extends Backend {
@@ -144,6 +145,7 @@ function attentionArgs(s: AttentionShape): AttentionArgs {
     s.qPos ?? null,
     s.kPos ?? null,
     s.keyMask ?? null,
+    s.window ?? 0,
   ];
 }
 

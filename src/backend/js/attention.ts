@@ -8,7 +8,7 @@ import type { AttentionShape } from "../backend.ts";
 function visible(s: AttentionShape, b: number, i: number, j: number): boolean {
   const qp = s.qPos ? s.qPos[i] : s.tk - s.tq + i;
   const kp = s.kPos ? s.kPos[j] : j;
-  if (kp > qp) return false;
+  if (kp > qp || (s.window !== undefined && s.window > 0 && qp - kp >= s.window)) return false;
   return s.keyMask ? s.keyMask[b * s.tk + j] !== 0 : true;
 }
 
