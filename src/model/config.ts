@@ -32,7 +32,8 @@ export interface ModelConfig {
    * loom's extension (config.json `attention_window`, written only when > 0): every block
    * attends to the last w positions only, itself included, so information moves a bounded
    * distance per core iteration, like the convolutional cores of Deep Thinking networks. 0 =
-   * plain causal attention, the reference.
+   * plain causal attention, the reference. The reference's code ignores the field, so a
+   * windowed model loads there but computes something else.
    */
   attentionWindow: number;
   /** RavenConfig fields loom keeps but does not interpret (e.g. torch_dtype, bos_token_id). */
