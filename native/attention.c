@@ -2,13 +2,13 @@
 // in the feature axis, C = H·D. probs (B, H, Tq, Tk) is kept for the backward pass.
 // Key j is visible to query i iff kPos[j] <= qPos[i] and keyMask[b, j] != 0 (and, with a window
 // w > 0, qPos[i] - kPos[j] < w), with defaults qPos[i] = Tk - Tq + i and kPos[j] = j
-// (bottom-right-aligned causal). A query that sees no
-// key gets all-zero probabilities and output 0. The spec is src/backend/js/attention.ts (one
-// query row at a time, a dot per key); here each (b, h) pair is a few matrix products on the
-// GEMM micro-kernel (gemm_ex on the calling thread, reading the head's rows in place through
-// their strides), and the pairs are the pool's tasks: they write disjoint slices, so tasks
-// never conflict. Rows of q, dq are q_stride apart and rows of k, v, dk, dv kv_stride apart
-// (both >= C: q, k, v may be views into one fused (B, T, 3C) projection); out, dout use C.
+// (bottom-right-aligned causal). A query that sees no key gets all-zero probabilities and
+// output 0. The spec is src/backend/js/attention.ts (one query row at a time, a dot per key);
+// here each (b, h) pair is a few matrix products on the GEMM micro-kernel (gemm_ex on the
+// calling thread, reading the head's rows in place through their strides), and the pairs are
+// the pool's tasks: they write disjoint slices, so tasks never conflict. Rows of q, dq are
+// q_stride apart and rows of k, v, dk, dv kv_stride apart (both >= C: q, k, v may be views
+// into one fused (B, T, 3C) projection); out, dout use C.
 //
 //   forward   S = Q·Kᵀ (Tq, Tk) -> P = masked softmax(S / √D) -> O = P·V (Tq, D)
 //   backward  dP = dO·Vᵀ;  dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √D
