@@ -108,6 +108,38 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
   }
 });
 
+test("JSONL data that reads as a scan gets a sliding window, said in the banner", () => {
+  const data = join(dir, "parity-train.jsonl");
+  let r = loom("data", "--task", "parity", "--split", "train", "--count", "40", "--out", data);
+  assert.equal(r.code, 0, r.stderr);
+  const config = (run: string) =>
+    JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as Record<string, unknown>;
+  const scan = join(dir, "scan");
+  r = loom("train", "--data", data, "--max-steps", "1", "--out", scan, ...tiny);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout + r.stderr,
+    /attention: a sliding window of 2 \(a scan: the prompt grows by 1 character/,
+  );
+  assert.equal(config(scan).attention_window, 2);
+  const full = join(dir, "full");
+  r = loom(
+    "train",
+    "--data",
+    data,
+    "--max-steps",
+    "1",
+    "--out",
+    full,
+    "--attention_window",
+    "0",
+    ...tiny,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout + r.stderr, /attention:/);
+  assert.equal(config(full).attention_window, undefined, "full attention is the reference's");
+});
+
 test("a bad JSONL line fails with file:line and writes nothing", () => {
   const data = join(dir, "bad.jsonl");
   writeFileSync(data, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": ""}\n');

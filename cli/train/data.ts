@@ -17,6 +17,8 @@ import type { DataSource } from "./settings.ts";
 
 export interface LoadedData {
   train: TrainData;
+  /** The training examples before encoding (none for text). */
+  trainExamples: Example[];
   tokenizer: CharTokenizer;
   /** In-distribution held-out examples for periodic evaluation (none for text). */
   evalExamples: Example[];
@@ -110,6 +112,7 @@ function textData(
   if (seqLen < 1) throw new DataError(`${path}: too short to train on`);
   return {
     train: { kind: "text", tokens, seqLen },
+    trainExamples: [],
     tokenizer: tok,
     evalExamples: [],
     longest: seqLen,
@@ -144,6 +147,7 @@ function examplesData(
       encoded,
       ...(difficulty.some((d) => d !== undefined) ? { difficulty } : {}),
     },
+    trainExamples: train,
     tokenizer: tok,
     evalExamples,
     longest,

@@ -3,7 +3,6 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
-import { defaultAttentionWindow } from "../../src/data/tasks/index.ts";
 import { ConfigError } from "../../src/model/config-json.ts";
 import type { ModelConfig } from "../../src/model/config.ts";
 import { type RavenModel, createModel, initModel } from "../../src/model/model.ts";
@@ -17,6 +16,7 @@ import {
 import { Rng } from "../../src/tensor/random.ts";
 import { backward } from "../../src/tensor/tensor.ts";
 import { type Recipe, defaultRecipe, validateRecipe } from "../../src/train/recipe.ts";
+import { type WindowChoice, suggestAttentionWindow } from "../../src/train/window.ts";
 import {
   type TrainData,
   type TrainState,
@@ -64,9 +64,10 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
       : s.timeBudgetSeconds;
   const blockSize = typeof modelSettings.block_size === "number" ? modelSettings.block_size : null;
   const data = loadData(s.source, null, blockSize);
-  const window = s.source.kind === "task" ? defaultAttentionWindow(s.source.task) : 0;
-  const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest, window);
-  const config = resolveConfig(base, modelSettings, s.overrideSource);
+  const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest);
+  const resolved = resolveConfig(base, modelSettings, s.overrideSource);
+  const window = "attention_window" in modelSettings ? null : chooseWindow(resolved, recipe, data);
+  const config = { ...resolved, attentionWindow: window?.window ?? resolved.attentionWindow };
   checkFits(config, data);
   const model = initModel(config, new Rng(s.seed));
   const totalSteps =
@@ -74,6 +75,7 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
     estimateSteps(model, recipe, data.train, s.seed, budget ?? DEFAULT_BUDGET_SECONDS);
   const state = createTrainState(model, recipe, s.seed, totalSteps);
   describeRun(ui, model.config, recipe, totalSteps, budget);
+  if (window !== null) describeWindow(ui, window);
   return { state, recipe, source: s.source, data, elapsedBefore: 0, budget };
 }
 
@@ -169,6 +171,23 @@ function estimateSteps(
   }
   // ~12% of the time goes to evaluation and checkpoints; the optimizer update adds a little
   return Math.max(10, Math.floor((budget * 0.88) / (perStep * 1.05)));
+}
+
+/** The attention window of a new run whose settings name none (see src/train/window.ts). */
+function chooseWindow(c: ModelConfig, recipe: Recipe, data: LoadedData): WindowChoice {
+  if (data.train.kind === "text") return { window: 0, reason: "plain text" };
+  return suggestAttentionWindow(data.trainExamples, {
+    coreLayers: c.nLayersInRecurrentBlock,
+    depthPerDifficulty: recipe.depthScheme === "difficulty" ? recipe.depthPerDifficulty : null,
+  });
+}
+
+function describeWindow(ui: ProgressBar, choice: WindowChoice): void {
+  ui.log(
+    choice.window > 0
+      ? `attention: a sliding window of ${choice.window} (${choice.reason}; --attention_window 0 for full attention)`
+      : `attention: full (${choice.reason})`,
+  );
 }
 
 /** The model and recipe of a new run, in two lines. */

@@ -177,14 +177,13 @@ export function splitSettings(
  * step costs about the same at 64 and 96 per token, but on this CPU the number of optimizer steps
  * is what a run lacks: bench/recipe-notes.md); 4 heads; prelude/core/coda 1/2/1; MLP 2.75x;
  * r̄ = 4 with k = 4; additive injection and a zero initial state (the recipe notes' X-E: a random
- * s_0 slowed learning several-fold); context twice the longest training sequence; the task's
- * attention window (0 = full attention for data files: see TaskSpec.attentionWindow).
+ * s_0 slowed learning several-fold); context twice the longest training sequence; full attention
+ * (the trainer then suggests a window from the data: src/train/window.ts).
  */
 export function autoModelConfig(
   budgetSeconds: number | null,
   vocab: number,
   longest: number,
-  attentionWindow = 0,
 ): ModelConfig {
   const b = budgetSeconds ?? DEFAULT_BUDGET_SECONDS;
   const width = b <= 1800 ? 64 : 96;
@@ -205,7 +204,7 @@ export function autoModelConfig(
     injectionType: "add",
     stateInit: "zero",
     samplingScheme: "poisson-lognormal-filling",
-    attentionWindow,
+    attentionWindow: 0,
   };
 }
 

@@ -12,7 +12,6 @@ export const addition: TaskSpec = {
   minDifficulty: 1,
   maxDifficulty: 100,
   trainDifficulties: range(1, 8),
-  attentionWindow: 0,
   sample(rng, digits) {
     const a = randomNumber(rng, digits);
     const b = randomNumber(rng, digits);

@@ -61,11 +61,6 @@ export function defaultTrainDifficulties(name: TaskName): number[] {
   return [...taskSpec(name).trainDifficulties];
 }
 
-/** The attention window of the default model for this task (see TaskSpec). */
-export function defaultAttentionWindow(name: TaskName): number {
-  return taskSpec(name).attentionWindow;
-}
-
 /** The default evaluation difficulties: from the easiest training one to twice the hardest. */
 export function defaultTestDifficulties(name: TaskName): number[] {
   const train = taskSpec(name).trainDifficulties;

@@ -19,7 +19,6 @@ export const pointerChasing: TaskSpec = {
   minDifficulty: 1,
   maxDifficulty: 13,
   trainDifficulties: range(1, 4),
-  attentionWindow: 0,
   sample(rng, hops) {
     const names = randomLetters(rng, 2 * hops);
     const value = rng.int(10);

@@ -23,7 +23,6 @@ export const reachability: TaskSpec = {
   minDifficulty: 1,
   maxDifficulty: 12,
   trainDifficulties: range(1, 4),
-  attentionWindow: 0,
   sample(rng, hops, ordinal) {
     const nodes = randomLetters(rng, 2 * (hops + 1));
     const source = nodes.slice(0, hops + 1);

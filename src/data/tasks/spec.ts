@@ -15,14 +15,6 @@ export interface TaskSpec {
   /** Default training difficulties; the default test range extends to twice the largest. */
   trainDifficulties: readonly number[];
   /**
-   * The attention window of the default model (config `attention_window`): for a task read as a
-   * left-to-right scan of a small state (parity, swaps, a grid walk) a window about one step of
-   * the scan wide (2 for a bit, 3 for a swap "ab,") forces the loop to carry the state along the
-   * string a few positions per layer, a rule that holds at any length; 0 (full causal
-   * attention) where an answer needs a lookup anywhere in the prompt.
-   */
-  attentionWindow: number;
-  /**
    * A random instance at `difficulty`. `ordinal` counts the instances drawn at this difficulty
    * (0, 1, 2, ...) so a task can balance its answers exactly.
    */

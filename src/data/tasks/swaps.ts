@@ -14,7 +14,6 @@ export const swaps: TaskSpec = {
   minDifficulty: 1,
   maxDifficulty: 200,
   trainDifficulties: range(1, 12),
-  attentionWindow: 3, // a swap "ab," is three characters; a window of 2 stayed at chance
   sample(rng, n) {
     let ball = 1 + rng.int(3);
     const start = ball;

@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""Tasks loom has never seen, for the "brought as JSONL with default settings" check.
+
+grid-walk: a walker on a 3x3 grid (columns a-c, rows 1-3) starts at a cell and follows moves
+U/D/L/R; a move into a wall leaves it in place. `"b2:UURDL"` -> `"a3"`. The walls make the
+moves non-commutative (no counting shortcut), and each move is a local update, like the
+built-in swaps task, but with another alphabet, 9 states and 1-character moves.
+
+mod-calc: a value mod 7 and a sequence of operations `+k`, `*k` (k in 1-6), separated by
+commas. `"4:+3,*2,+1"` -> `"1"` ((4 + 3) * 2 + 1 = 15 = 1 mod 7). Adding and multiplying do
+not commute; 7 states, 12 operations, 3 characters per step.
+
+Difficulty: the number of moves / operations. Train and test are split by a hash of the prompt
+(1 in 8 prompts is test-only), so no test prompt is in the training file.
+
+  /usr/bin/python3 bench/unseen_tasks.py --task grid-walk --out-train grid-train.jsonl \\
+      --out-test grid-test.jsonl
+"""
+import argparse
+import hashlib
+import json
+import random
+
+MOVES = {"U": (0, 1), "D": (0, -1), "L": (-1, 0), "R": (1, 0)}
+
+
+def cell(x, y):
+    return "abc"[x] + str(y + 1)
+
+
+def grid_walk(rng, n):
+    x, y = rng.randrange(3), rng.randrange(3)
+    start = cell(x, y)
+    moves = "".join(rng.choice("UDLR") for _ in range(n))
+    for m in moves:
+        dx, dy = MOVES[m]
+        x, y = min(2, max(0, x + dx)), min(2, max(0, y + dy))
+    return {"prompt": f"{start}:{moves}", "answer": cell(x, y), "difficulty": n}
+
+
+def mod_calc(rng, n):
+    value = start = rng.randrange(7)
+    ops = []
+    for _ in range(n):
+        op, k = rng.choice("+*"), rng.randrange(1, 7)
+        value = (value + k if op == "+" else value * k) % 7
+        ops.append(f"{op}{k}")
+    return {"prompt": f"{start}:{','.join(ops)}", "answer": str(value), "difficulty": n}
+
+
+TASKS = {"grid-walk": grid_walk, "mod-calc": mod_calc}
+
+
+def is_test(prompt):
+    return hashlib.md5(prompt.encode()).digest()[0] % 8 == 0
+
+
+def generate(sample, rng, levels, per_level, want_test):
+    out = []
+    for n in levels:
+        got, tries = 0, 0
+        while got < per_level and tries < 100 * per_level:
+            tries += 1
+            ex = sample(rng, n)
+            if is_test(ex["prompt"]) == want_test:
+                out.append(ex)
+                got += 1
+    rng.shuffle(out)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--task", choices=sorted(TASKS), default="grid-walk")
+    p.add_argument("--out-train", required=True)
+    p.add_argument("--out-test", required=True)
+    p.add_argument("--train-moves", type=int, default=12)
+    p.add_argument("--train-count", type=int, default=200000)
+    p.add_argument("--test-per-level", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    sample = TASKS[a.task]
+    rng = random.Random(a.seed)
+    levels = range(1, a.train_moves + 1)
+    for path, exs in [
+        (a.out_train, generate(sample, rng, levels, a.train_count // len(levels), False)),
+        (a.out_test, generate(sample, rng, range(1, 2 * a.train_moves + 1), a.test_per_level, True)),
+    ]:
+        with open(path, "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in exs)
+
+
+if __name__ == "__main__":
+    main()
