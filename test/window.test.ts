@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Example } from "../src/data/example.ts";
 import { defaultTrainDifficulties, generateTask, type TaskName } from "../src/data/tasks/index.ts";
-import { suggestAttentionWindow } from "../src/train/window.ts";
+import { type WindowContext, suggestAttentionWindow } from "../src/train/window.ts";
 
-const TIED = { coreLayers: 2, depthPerDifficulty: 1 };
+const TIED: WindowContext = { coreLayers: 2, depthPerDifficulty: 1 };
 
 /** Examples whose prompt is `head` plus `unit` repeated d times, for d in `levels`. */
 function scan(unit: string, answer: (d: number) => string, levels = [1, 2, 3, 4]): Example[] {
@@ -63,14 +63,14 @@ test("a scan gets the smallest window whose light cone crosses one level per ite
 });
 
 test("anything that does not look like a scan gets full attention, with the reason", () => {
-  const cases: [
-    Example[],
-    typeof TIED | { coreLayers: number; depthPerDifficulty: null },
-    RegExp,
-  ][] = [
+  const cases: [Example[], WindowContext, RegExp][] = [
     [scan("12", (d) => "9".repeat(d)), TIED, /answer grows/],
     [scan("1", () => "0", [1, 2]), TIED, /fewer than 3/],
-    [scan("1", () => "0").map(({ prompt, answer }) => ({ prompt, answer })), TIED, /no diff/],
+    [
+      scan("1", () => "0").map(({ prompt, answer }) => ({ prompt, answer })),
+      TIED,
+      /not every example/,
+    ],
     [scan("", () => "0"), TIED, /prompt does not grow/],
     [scan("1", () => "0"), { coreLayers: 2, depthPerDifficulty: null }, /not tied/],
   ];

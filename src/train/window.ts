@@ -39,7 +39,7 @@ export function suggestAttentionWindow(
 ): WindowChoice {
   if (ctx.depthPerDifficulty === null) return full("the depth is not tied to the difficulty");
   const levels = byDifficulty(examples);
-  if (levels === null) return full("the examples have no difficulties");
+  if (levels === null) return full("not every example has a difficulty");
   if (levels.length < MIN_LEVELS) return full(`fewer than ${MIN_LEVELS} difficulty levels`);
   const easiest = levels[0];
   const hardest = levels[levels.length - 1];

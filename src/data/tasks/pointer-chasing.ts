@@ -13,7 +13,9 @@ import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
  * random. A causal model reads every assignment after the ones it depends on, so "this
  * assignment is on the queried chain" can flow forward one hop per iteration. With the chains
  * in random order instead, a looped model stays at 50% (picking one of the two digits) for 30
- * minutes even at one hop (bench/recipe-notes.md, PC30, PCQ, PCG).
+ * minutes even at one hop (bench/recipe-notes.md, PC30, PCQ, PCG). The layout makes the task a
+ * scan (the state: the variable being chased), so the trainer gives it a window of 5; in 30
+ * minutes that model, like the full-attention one, learns one hop (PCW5).
  */
 export const pointerChasing: TaskSpec = {
   minDifficulty: 1,
