@@ -138,6 +138,22 @@ test("JSONL data that reads as a scan gets a sliding window, said in the banner"
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stdout + r.stderr, /attention:/);
   assert.equal(config(full).attention_window, undefined, "full attention is the reference's");
+  // the windowed model is meant for longer inputs: its context is 8x the longest example (14
+  // tokens: <bos>, 10 bits, <sep>, answer, <eos>), rounded up to 16; full attention's 2x (min 64)
+  assert.equal(config(scan).block_size, 112);
+  assert.equal(config(full).block_size, 64);
+
+  const long = join(dir, "long.jsonl");
+  writeFileSync(
+    long,
+    `${JSON.stringify({ prompt: "1".repeat(300), answer: "0", difficulty: 300 })}\n`,
+  );
+  r = loom("eval", "--model", full, "--data", long, "--steps", "1", "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /1 of 1 examples are longer than the model's context \(block_size 64\) and count as wrong \(from difficulty 300\)/,
+  );
 });
 
 test("a bad JSONL line fails with file:line and writes nothing", () => {

@@ -2,7 +2,7 @@
 // as a table, a JSON file and optionally a plot.
 import { type ExitName, defaultThreshold, exitNames } from "../../src/generate/exit.ts";
 import { readFileSync, writeFileSync } from "node:fs";
-import { type Example } from "../../src/data/example.ts";
+import { type Example, encodeExample } from "../../src/data/example.ts";
 import { parseExamplesJsonl } from "../../src/data/jsonl.ts";
 import {
   TASK_NAMES,
@@ -58,6 +58,7 @@ export const evalCommand: Command = {
     if (tokenizer === null) throw new CliError(`${dir}: no tokenizer.json (train with loom train)`);
     const tok = CharTokenizer.fromJSON(tokenizer);
     const examples = readExamples(flags);
+    warnTooLong(examples, tok, model.config.blockSize);
     const steps = list(flags, "steps") ?? [1, 2, 4, 8, 16, 32];
     if (steps.some((r) => r < 1)) throw new CliError("loom eval: --steps must be >= 1");
     const exit = (str(flags, "exit") ?? "none") as ExitName;
@@ -106,6 +107,19 @@ export function runEval(
   }
   ui.done();
   return rows;
+}
+
+/** Examples whose prompt and answer do not fit the context cannot be answered: say so. */
+function warnTooLong(examples: readonly Example[], tok: CharTokenizer, blockSize: number): void {
+  // decoding feeds <bos> prompt <sep> and every answer token but the last
+  const tooLong = examples.filter((e) => encodeExample(tok, e).ids.length - 1 > blockSize);
+  if (tooLong.length === 0) return;
+  const shortest = Math.min(...tooLong.map((e) => e.difficulty ?? Infinity));
+  console.error(
+    `loom eval: ${tooLong.length} of ${examples.length} examples are longer than the model's ` +
+      `context (block_size ${blockSize}) and count as wrong` +
+      (Number.isFinite(shortest) ? ` (from difficulty ${shortest})` : ""),
+  );
 }
 
 function readExamples(flags: Flags): Example[] {

@@ -32,6 +32,7 @@ import {
   type DataSource,
   type TrainSettings,
   DEFAULT_BUDGET_SECONDS,
+  autoBlockSize,
   autoModelConfig,
   resolveConfig,
   splitSettings,
@@ -67,7 +68,7 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
   const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest);
   const resolved = resolveConfig(base, modelSettings, s.overrideSource);
   const window = "attention_window" in modelSettings ? null : chooseWindow(resolved, recipe, data);
-  const config = { ...resolved, attentionWindow: window?.window ?? resolved.attentionWindow };
+  const config = withWindow(resolved, window, "block_size" in modelSettings, data.longest);
   checkFits(config, data);
   const model = initModel(config, new Rng(s.seed));
   const totalSteps =
@@ -180,6 +181,18 @@ function chooseWindow(c: ModelConfig, recipe: Recipe, data: LoadedData): WindowC
     coreLayers: c.nLayersInRecurrentBlock,
     depthPerDifficulty: recipe.depthScheme === "difficulty" ? recipe.depthPerDifficulty : null,
   });
+}
+
+/** `c` with the chosen window (null: the settings named one) and, unless set, its context. */
+function withWindow(
+  c: ModelConfig,
+  choice: WindowChoice | null,
+  blockSizeSet: boolean,
+  longest: number,
+): ModelConfig {
+  const attentionWindow = choice?.window ?? c.attentionWindow;
+  const blockSize = blockSizeSet ? c.blockSize : autoBlockSize(longest, attentionWindow);
+  return { ...c, attentionWindow, blockSize };
 }
 
 function describeWindow(ui: ProgressBar, choice: WindowChoice): void {

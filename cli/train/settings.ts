@@ -177,8 +177,8 @@ export function splitSettings(
  * step costs about the same at 64 and 96 per token, but on this CPU the number of optimizer steps
  * is what a run lacks: bench/recipe-notes.md); 4 heads; prelude/core/coda 1/2/1; MLP 2.75x;
  * r̄ = 4 with k = 4; additive injection and a zero initial state (the recipe notes' X-E: a random
- * s_0 slowed learning several-fold); context twice the longest training sequence; full attention
- * (the trainer then suggests a window from the data: src/train/window.ts).
+ * s_0 slowed learning several-fold); full attention (the trainer then suggests a window from the
+ * data: src/train/window.ts) and a context to match (`autoBlockSize`).
  */
 export function autoModelConfig(
   budgetSeconds: number | null,
@@ -187,7 +187,6 @@ export function autoModelConfig(
 ): ModelConfig {
   const b = budgetSeconds ?? DEFAULT_BUDGET_SECONDS;
   const width = b <= 1800 ? 64 : 96;
-  const blockSize = Math.max(64, Math.ceil((2 * longest) / 16) * 16);
   return {
     ...presets.small,
     nEmbd: width,
@@ -198,7 +197,7 @@ export function autoModelConfig(
     intermediateSize: Math.round((width * 2.75) / 16) * 16,
     vocabSize: vocab,
     paddedVocabSize: paddedVocabSize(vocab),
-    blockSize,
+    blockSize: autoBlockSize(longest, 0),
     meanRecurrence: 4,
     meanBackpropDepth: 4,
     injectionType: "add",
@@ -206,6 +205,16 @@ export function autoModelConfig(
     samplingScheme: "poisson-lognormal-filling",
     attentionWindow: 0,
   };
+}
+
+/**
+ * The default context (block_size) for training sequences of up to `longest` tokens: twice that
+ * for full attention, eight times with a sliding window (the model meant for longer inputs, whose
+ * attention costs the same per token at any length); at least 64, a multiple of 16.
+ */
+export function autoBlockSize(longest: number, attentionWindow: number): number {
+  const factor = attentionWindow > 0 ? 8 : 2;
+  return Math.max(64, Math.ceil((factor * longest) / 16) * 16);
 }
 
 export function resolveConfig(
