@@ -15,44 +15,24 @@ function scan(unit: string, answer: (d: number) => string, levels = [1, 2, 3, 4]
 }
 
 test("a scan gets the smallest window whose light cone crosses one level per iteration", () => {
-  // w = 1 + ceil(s / (L * c)) for s prompt characters per level
-  assert.equal(
-    suggestAttentionWindow(
-      scan("1", () => "0"),
-      TIED,
-    ).window,
-    2,
-  );
-  assert.equal(
-    suggestAttentionWindow(
-      scan("12,", () => "3"),
-      TIED,
-    ).window,
-    3,
-  );
-  assert.equal(
-    suggestAttentionWindow(
-      scan("k=r,v=c,", () => "7"),
-      TIED,
-    ).window,
-    5,
-  );
-  const oneCoreLayer = { coreLayers: 1, depthPerDifficulty: 1 };
-  assert.equal(
-    suggestAttentionWindow(
-      scan("12,", () => "3"),
-      oneCoreLayer,
-    ).window,
-    4,
-  );
-  const twoPerLevel = { coreLayers: 2, depthPerDifficulty: 2 };
-  assert.equal(
-    suggestAttentionWindow(
-      scan("12,", () => "3"),
-      twoPerLevel,
-    ).window,
-    2,
-  );
+  // w = 1 + ceil(s / (L * c)) for s prompt characters per level, L core blocks, c iterations
+  const cases: [string, WindowContext, number][] = [
+    ["1", TIED, 2],
+    ["12,", TIED, 3],
+    ["k=r,v=c,", TIED, 5],
+    ["12,", { coreLayers: 1, depthPerDifficulty: 1 }, 4],
+    ["12,", { coreLayers: 2, depthPerDifficulty: 2 }, 2],
+  ];
+  for (const [unit, ctx, window] of cases) {
+    assert.equal(
+      suggestAttentionWindow(
+        scan(unit, () => "3"),
+        ctx,
+      ).window,
+      window,
+      unit,
+    );
+  }
   assert.match(
     suggestAttentionWindow(
       scan("12,", () => "3"),
