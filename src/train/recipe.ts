@@ -26,9 +26,9 @@
  *   scan: window.ts; parity gets 2, swaps 3), a looped model trained on parity of 4-10 bits for
  *   10 minutes is right on 48 bits at r >= 32, one trained on 1-12 swaps for 30 minutes on 24
  *   swaps, one trained on grid walks of 1-12 moves on 48 moves (session 6); with full attention
- *   parity reaches 16 bits and swaps and the grid stop short of twice the trained length. On swaps with full attention a looped model trained at a
- *   fixed r = 12 reaches further than the difficulty-tied depth (S6-fixed vs S6); both beat the
- *   same model without the loop (S6-r1).
+ *   parity reaches 16 bits and swaps and the grid stop short of twice the trained length. On
+ *   swaps with full attention a looped model trained at a fixed r = 12 reaches further than the
+ *   difficulty-tied depth (S6-fixed vs S6); both beat the same model without the loop (S6-r1).
  */
 import { type DepthDraw, type DepthScheme, depthForStep } from "./depth-sampler.ts";
 import type { OptimizerName } from "./optim.ts";

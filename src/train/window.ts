@@ -86,7 +86,7 @@ function byDifficulty(examples: readonly Example[]): Level[] | null {
     .map(([difficulty, group]) => ({
       difficulty,
       meanPrompt: group.reduce((sum, e) => sum + length(e.prompt), 0) / group.length,
-      longestAnswer: Math.max(...group.map((e) => length(e.answer))),
+      longestAnswer: group.reduce((most, e) => Math.max(most, length(e.answer)), 0),
     }));
 }
 
