@@ -156,6 +156,42 @@ test("JSONL data that reads as a scan gets a sliding window, said in the banner"
   );
 });
 
+test("a built-in task's own settings apply unless the command line gives others", () => {
+  const settings = (run: string) => {
+    const config = JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as {
+      attention_window?: number;
+    };
+    const state = JSON.parse(readFileSync(join(run, "trainer-state.json"), "utf8")) as {
+      recipe: { depthPerDifficulty: number };
+    };
+    return { window: config.attention_window, perHop: state.recipe.depthPerDifficulty };
+  };
+  const own = join(dir, "chase");
+  let r = loom("train", "--task", "pointer-chasing", "--max-steps", "1", "--out", own, ...tiny);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout + r.stderr,
+    /pointer-chasing defaults: attention_window 7, depthPerDifficulty 2/,
+  );
+  assert.deepEqual(settings(own), { window: 7, perHop: 2 });
+  const given = join(dir, "chase-given");
+  r = loom(
+    "train",
+    "--task",
+    "pointer-chasing",
+    "--max-steps",
+    "1",
+    "--out",
+    given,
+    "--attention-window",
+    "9",
+    ...tiny,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /pointer-chasing defaults: depthPerDifficulty 2 \(/);
+  assert.deepEqual(settings(given), { window: 9, perHop: 2 });
+});
+
 test("a bad JSONL line fails with file:line and writes nothing", () => {
   const data = join(dir, "bad.jsonl");
   writeFileSync(data, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": ""}\n');

@@ -2,6 +2,7 @@
 // budget, or a saved run read back from its checkpoint.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { taskTrainSettings } from "../../src/data/tasks/index.ts";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { ConfigError } from "../../src/model/config-json.ts";
 import type { ModelConfig } from "../../src/model/config.ts";
@@ -53,10 +54,7 @@ export interface PreparedRun {
 /** A new run in `dir`: the model sized to the data and budget unless the settings say otherwise. */
 export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): PreparedRun {
   checkOutDir(dir);
-  const { model: modelSettings, recipe: recipeSettings } = splitSettings(
-    s.overrides,
-    s.overrideSource,
-  );
+  const { model: modelSettings, recipe: recipeSettings } = runSettings(s, ui);
   const recipe: Recipe = { ...defaultRecipe, ...recipeSettings };
   validateRecipe(recipe, s.overrideSource);
   const budget =
@@ -115,6 +113,31 @@ export function resumeRun(
   ui.log(`resuming ${dir} at step ${state.step} of ${state.totalSteps}`);
   truncateMetrics(join(dir, "metrics.jsonl"), state.step);
   return { state, recipe, source, data, elapsedBefore, budget };
+}
+
+/**
+ * The model and recipe settings of a new run: the user's, over a built-in task's own (which are
+ * named in the log, with how to replace them).
+ */
+function runSettings(
+  s: TrainSettings,
+  ui: ProgressBar,
+): { model: Record<string, unknown>; recipe: Partial<Recipe> } {
+  const user = splitSettings(s.overrides, s.overrideSource);
+  if (s.source.kind !== "task") return user;
+  const name = s.source.task;
+  const task = splitSettings(taskTrainSettings(name), `task ${name}`);
+  const model = { ...task.model, ...user.model };
+  const recipe = { ...task.recipe, ...user.recipe };
+  const applied = [
+    ...Object.entries(task.model).filter(([k]) => !(k in user.model)),
+    ...Object.entries(task.recipe).filter(([k]) => !(k in user.recipe)),
+  ];
+  if (applied.length > 0) {
+    const list = applied.map(([k, v]) => `${k} ${String(v)}`).join(", ");
+    ui.log(`${name} defaults: ${list} (--key value replaces them)`);
+  }
+  return { model, recipe };
 }
 
 /** Refuse to overwrite a run (or anything else) at --out: nothing already trained is lost. */
