@@ -139,22 +139,24 @@ function reachedInOnePass(edges: string[], from: string): Set<string> {
   return reached;
 }
 
-test("reachability: yes iff reachable (BFS), shortest path = difficulty, balanced", () => {
+test("reachability: the answer is the one choice reachable (BFS) at the difficulty, balanced", () => {
   const examples = generate("reachability", "test", 800);
   for (const { prompt, answer, difficulty } of examples) {
-    const match = /^([a-z])>([a-z])\?([a-z]{2}(?:,[a-z]{2})*);\1>\2\?$/.exec(prompt);
+    const match = /^([a-z]):([a-z])\/([a-z])\?([a-z]{2}(?:,[a-z]{2})*);\1:\2\/\3\?$/.exec(prompt);
     assert.ok(match, prompt);
-    const [, from, to, list] = match;
+    const [, from, first, second, list] = match;
     const edges = list.split(",");
     assert.equal(new Set(edges).size, edges.length, `no repeated edge: ${prompt}`);
-    const distance = shortestPath(edges, from, to);
-    assert.equal(answer, distance === null ? "no" : "yes", prompt);
-    if (distance !== null) assert.equal(distance, difficulty, prompt);
-    assert.equal(reachedInOnePass(edges, from).has(to), distance !== null, `path order: ${prompt}`);
+    const other = answer === first ? second : first;
+    assert.ok([first, second].includes(answer), prompt);
+    assert.equal(shortestPath(edges, from, answer), difficulty, prompt);
+    assert.equal(shortestPath(edges, from, other), null, prompt);
+    assert.ok(reachedInOnePass(edges, from).has(answer), `path order: ${prompt}`);
   }
   for (const d of defaultTestDifficulties("reachability")) {
-    const answers = at(examples, d).map((e) => e.answer);
-    assert.equal(answers.filter((a) => a === "yes").length, answers.length / 2, `difficulty ${d}`);
+    const level = at(examples, d);
+    const firsts = level.filter((e) => e.prompt[2] === e.answer).length;
+    assert.equal(firsts, level.length / 2, `difficulty ${d}`);
   }
 });
 
