@@ -132,14 +132,14 @@ function shortestPath(edges: string[], from: string, to: string): number | null 
   return null;
 }
 
-/** Nodes reached from `from` in one left-to-right pass over `edges`. */
-function reachedInOnePass(edges: string[], from: string): Set<string> {
-  const reached = new Set([from]);
-  for (const e of edges) if (reached.has(e[0])) reached.add(e[1]);
-  return reached;
+/** The last node reached from `from` in one left-to-right pass that follows edges out of it. */
+function lastReachedInOnePass(edges: string[], from: string): string {
+  let node = from;
+  for (const e of edges) if (e[0] === node) node = e[1];
+  return node;
 }
 
-test("reachability: the answer is the one choice reachable (BFS) at the difficulty, balanced", () => {
+test("reachability: the one choice reachable (BFS) at the difficulty, acyclic, balanced", () => {
   const examples = generate("reachability", "test", 800);
   for (const { prompt, answer, difficulty } of examples) {
     const match = /^([a-z]):([a-z])\/([a-z])\?([a-z]{2}(?:,[a-z]{2})*);\1:\2\/\3\?$/.exec(prompt);
@@ -151,7 +151,9 @@ test("reachability: the answer is the one choice reachable (BFS) at the difficul
     assert.ok([first, second].includes(answer), prompt);
     assert.equal(shortestPath(edges, from, answer), difficulty, prompt);
     assert.equal(shortestPath(edges, from, other), null, prompt);
-    assert.ok(reachedInOnePass(edges, from).has(answer), `path order: ${prompt}`);
+    assert.equal(lastReachedInOnePass(edges, from), answer, `path order: ${prompt}`);
+    for (const e of edges)
+      assert.equal(shortestPath(edges, e[1], e[0]), null, `acyclic: ${prompt}`);
   }
   for (const d of defaultTestDifficulties("reachability")) {
     const level = at(examples, d);

@@ -2,26 +2,32 @@ import type { Rng } from "../../tensor/random.ts";
 import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
 
 /**
- * Directed-graph reachability (ProsQA-style), `"a:h/d?ab,ef,bc,fg,cb,gf,cd,gh;a:h/d?"` → `"d"`.
+ * Directed-graph reachability (ProsQA-style), `"a:h/d?ab,ef,bc,fg,gc,cd,gh;a:h/d?"` → `"d"`.
  *
- * The graph is two disjoint chains of h edges over 2h + 2 distinct letters, plus ⌈h/2⌉ back
- * edges (from a later to an earlier node of the same chain); `xy` is the edge x → y. The
- * question `s:x/y?` asks which of x and y is reachable from s (ProsQA's "Is Tom a wumpus or a
+ * The graph is two disjoint chains of h edges over 2h + 2 distinct letters, plus ⌊h/2⌋ cross
+ * edges from a node of the other chain into the source's chain (`gc`: c is reachable from g, g
+ * not from a). They leave the other chain before its last node and enter the source's chain
+ * between its ends, so the source is entered never and both choices once, and left never;
+ * `xy` is the edge x → y. Like ProsQA's, the graph is acyclic. The question
+ * `s:x/y?` asks which of x and y is reachable from s (ProsQA's "Is Tom a wumpus or a
  * brimpus?"), where s heads one chain and x, y are the last nodes of the two chains, the
  * reachable one first at even ordinals (exactly balanced at each difficulty).
  *
  * Difficulty: h, the shortest-path length from s to the reachable one (h ≤ 12).
- * Answer: that letter. Prompt length 3(2h + ⌈h/2⌉) + 12.
+ * Answer: that letter. Prompt length 3(2h + ⌊h/2⌋) + 12.
  *
  * Layout: the question comes first and again last; each chain's edges are written in path order
- * and the two chains interleaved at random, the back edges anywhere. A causal model then reads
+ * and the two chains interleaved at random, the cross edges anywhere. A causal model then reads
  * every forward edge after the one that reaches its tail, so "reached from s" can flow forward
- * one edge per iteration. With all edges shuffled, a looped model answers one word for 30
+ * one edge per iteration, and a scan that keeps one letter (the last node reached: an edge
+ * from it moves it on) answers. With all edges shuffled, a looped model answers one word for 30
  * minutes (bench/recipe-notes.md, R30). Asked "is t reachable from s?" with a yes/no answer
  * instead of a choice, every run stayed at chance even at one edge (R30, RG30, RW4, RC3, RW13,
  * RC2W7): no single letter-match moves the answer, so the gradient has nothing to start from,
- * where a choice between two named nodes makes it a retrieval, as pointer-chasing's digit. As
- * a choice, the defaults learn one edge in 30 minutes but not longer paths (RQDEF).
+ * where a choice between two named nodes makes it a retrieval, as pointer-chasing's digit.
+ * With back edges (later to earlier node of a chain) in place of the cross edges, the choice
+ * was learned at one edge in 30 minutes but not at more (RQDEF): a back edge from the last node
+ * reached leads the one-letter scan astray.
  */
 export const reachability: TaskSpec = {
   minDifficulty: 1,
@@ -32,9 +38,13 @@ export const reachability: TaskSpec = {
     const source = nodes.slice(0, hops + 1);
     const other = nodes.slice(hops + 1);
     const edges = interleave(rng, chainEdges(source), chainEdges(other));
-    for (const edge of backEdges(rng, [source, other], Math.ceil(hops / 2))) {
-      edges.splice(rng.int(edges.length + 1), 0, edge);
-    }
+    const cross = crossEdges(
+      rng,
+      other.slice(0, hops),
+      source.slice(1, hops),
+      Math.floor(hops / 2),
+    );
+    for (const edge of cross) edges.splice(rng.int(edges.length + 1), 0, edge);
     const reachable = source[hops];
     const unreachable = other[hops];
     const choices =
@@ -48,13 +58,14 @@ function chainEdges(chain: readonly string[]): string[] {
   return chain.slice(1).map((node, i) => chain[i] + node);
 }
 
-/** `count` distinct edges from a later to an earlier node of a randomly chosen chain. */
-function backEdges(rng: Rng, chains: readonly (readonly string[])[], count: number): string[] {
+/** `count` distinct edges from a random node of `from` to a random node of `to`. */
+function crossEdges(
+  rng: Rng,
+  from: readonly string[],
+  to: readonly string[],
+  count: number,
+): string[] {
   const edges = new Set<string>();
-  while (edges.size < count) {
-    const chain = chains[rng.int(chains.length)];
-    const from = 1 + rng.int(chain.length - 1);
-    edges.add(chain[from] + chain[rng.int(from)]);
-  }
+  while (edges.size < count) edges.add(from[rng.int(from.length)] + to[rng.int(to.length)]);
   return [...edges];
 }
