@@ -27,7 +27,10 @@ import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
  * where a choice between two named nodes makes it a retrieval, as pointer-chasing's digit.
  * With back edges (later to earlier node of a chain) in place of the cross edges, the choice
  * was learned at one edge in 30 minutes but not at more (RQDEF): a back edge from the last node
- * reached leads the one-letter scan astray.
+ * reached leads the one-letter scan astray. The acyclic graph fares no better so far: one edge
+ * at best in 30 minutes, with the defaults or pointer-chasing's settings at three seeds (RF,
+ * RF2W7, RF2W7S1/S2), no sooner without the cross edges (NCW7C2) or written like
+ * pointer-chasing, `x>y` edges and s next to the answer (FW7, FW9).
  */
 export const reachability: TaskSpec = {
   minDifficulty: 1,
