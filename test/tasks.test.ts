@@ -154,6 +154,11 @@ test("reachability: the one choice reachable (BFS) at the difficulty, acyclic, b
     assert.equal(lastReachedInOnePass(edges, from), answer, `path order: ${prompt}`);
     for (const e of edges)
       assert.equal(shortestPath(edges, e[1], e[0]), null, `acyclic: ${prompt}`);
+    const degree = (node: string, end: 0 | 1) => edges.filter((e) => e[end] === node).length;
+    assert.equal(degree(from, 1), 0, `the source is never entered: ${prompt}`);
+    for (const choice of [first, second]) {
+      assert.deepEqual([degree(choice, 1), degree(choice, 0)], [1, 0], `${choice}: ${prompt}`);
+    }
   }
   for (const d of defaultTestDifficulties("reachability")) {
     const level = at(examples, d);

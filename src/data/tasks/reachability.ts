@@ -7,11 +7,11 @@ import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
  * The graph is two disjoint chains of h edges over 2h + 2 distinct letters, plus ⌊h/2⌋ cross
  * edges from a node of the other chain into the source's chain (`gc`: c is reachable from g, g
  * not from a). They leave the other chain before its last node and enter the source's chain
- * between its ends, so the source is entered never and both choices once, and left never;
- * `xy` is the edge x → y. Like ProsQA's, the graph is acyclic. The question
- * `s:x/y?` asks which of x and y is reachable from s (ProsQA's "Is Tom a wumpus or a
- * brimpus?"), where s heads one chain and x, y are the last nodes of the two chains, the
- * reachable one first at even ordinals (exactly balanced at each difficulty).
+ * between its ends: no edge enters the source, each choice is entered once and left never.
+ * `xy` is the edge x → y. Like ProsQA's, the graph is acyclic. The question `s:x/y?` asks
+ * which of x and y is reachable from s (ProsQA's "Is Tom a wumpus or a brimpus?"), where s
+ * heads one chain and x, y are the last nodes of the two chains, the reachable one first at
+ * even ordinals (exactly balanced at each difficulty).
  *
  * Difficulty: h, the shortest-path length from s to the reachable one (h ≤ 12).
  * Answer: that letter. Prompt length 3(2h + ⌊h/2⌋) + 12.
@@ -41,12 +41,8 @@ export const reachability: TaskSpec = {
     const source = nodes.slice(0, hops + 1);
     const other = nodes.slice(hops + 1);
     const edges = interleave(rng, chainEdges(source), chainEdges(other));
-    const cross = crossEdges(
-      rng,
-      other.slice(0, hops),
-      source.slice(1, hops),
-      Math.floor(hops / 2),
-    );
+    const inner = source.slice(1, hops); // between the source's ends
+    const cross = crossEdges(rng, other.slice(0, hops), inner, Math.floor(hops / 2));
     for (const edge of cross) edges.splice(rng.int(edges.length + 1), 0, edge);
     const reachable = source[hops];
     const unreachable = other[hops];
