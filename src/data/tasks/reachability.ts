@@ -24,8 +24,9 @@ import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
  * moves it on) answers, as pointer-chasing's does.
  *
  * Training settings (`trainSettings`): pointer-chasing's, two iterations per edge and a window
- * of 7. Trained 30 minutes, 1-4 edges go from 64% at r = 1 to 99% at r = 16 and 5-8 edges to
- * 78-98% (RB0, bench/recipe-notes.md, session 11).
+ * of 7. Trained 30 minutes, 1-4 edges go from 59-70% at r = 1 to 98-99% at r = 16 and 8 edges
+ * to 70-87.5% at three of four seeds; the fourth learns two edges (RB0-RB3,
+ * bench/recipe-notes.md, session 11).
  *
  * What did not work (bench/recipe-notes.md, sessions 4-10): all edges shuffled (one answer for
  * all, R30); a yes/no question "is t reachable from s?" (chance even at one edge); back edges
