@@ -146,7 +146,8 @@ test("reachability: the one choice reachable (BFS) at the difficulty, acyclic, b
     assert.ok(match, prompt);
     const [, from, first, second, list] = match;
     const edges = list.split(",");
-    assert.equal(edges.length, 2 * difficulty + Math.floor(difficulty / 2), prompt);
+    const hops = difficulty ?? 0;
+    assert.equal(edges.length, 2 * hops + Math.floor(hops / 2), prompt);
     assert.equal(prompt.length, 3 * edges.length + 8, `the documented length: ${prompt}`);
     assert.equal(new Set(edges).size, edges.length, `no repeated edge: ${prompt}`);
     const other = answer === first ? second : first;
