@@ -1,6 +1,7 @@
-// File helpers shared by the commands: JSON token files, errors that name the file.
+// Helpers shared by the commands: JSON token files and text prompts, errors that name the file.
 import { readFileSync } from "node:fs";
-import { CliError } from "./args.ts";
+import { BOS_ID, type CharTokenizer, SEP_ID } from "../src/data/tokenizer.ts";
+import { CliError, type Flags, type FlagSpecs, bool, str } from "./args.ts";
 
 export function readJson(path: string, what: string): unknown {
   let text: string;
@@ -43,4 +44,35 @@ export function readTokenRows(path: string, equalLength: boolean): number[][] {
       }
       return row;
     });
+}
+
+/** The `--bos` and `--sep` flags of commands that take `--prompt TEXT`. */
+export const PROMPT_FRAME_FLAGS: FlagSpecs = {
+  bos: { type: "boolean", help: "with --prompt: put <bos> first", default: false },
+  sep: {
+    type: "boolean",
+    help: "with --prompt: end with <sep> (loom train's prompt format: --bos --sep asks a trained task)",
+    default: false,
+  },
+};
+
+/**
+ * The token rows of `--tokens FILE.json` or of `--prompt TEXT` (one row, framed by `--bos` and
+ * `--sep` as loom train frames a prompt); exactly one of the two must be given.
+ */
+export function promptRows(cmd: string, flags: Flags, tok: CharTokenizer | null): number[][] {
+  const file = str(flags, "tokens");
+  const text = str(flags, "prompt");
+  if ((file === undefined) === (text === undefined))
+    throw new CliError(`loom ${cmd}: give exactly one of --tokens FILE.json and --prompt TEXT`);
+  if (file !== undefined) return readTokenRows(file, false);
+  if (tok === null)
+    throw new CliError(`loom ${cmd}: --prompt needs a tokenizer.json in the model directory`);
+  const ids = [
+    ...(bool(flags, "bos") ? [BOS_ID] : []),
+    ...tok.encode(text ?? ""),
+    ...(bool(flags, "sep") ? [SEP_ID] : []),
+  ];
+  if (ids.length === 0) throw new CliError(`loom ${cmd}: --prompt is empty`);
+  return [ids];
 }

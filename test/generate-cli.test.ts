@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { buildCharTokenizer } from "../src/data/tokenizer.ts";
+import { BOS_ID, EOS_ID, SEP_ID, buildCharTokenizer } from "../src/data/tokenizer.ts";
 import { presets } from "../src/model/config.ts";
 import { initModel } from "../src/model/model.ts";
 import { saveModel } from "../src/node/model-io.ts";
@@ -75,11 +75,30 @@ test("--prompt with sampling and --stream prints annotated tokens", () => {
   assert.match(r.stderr, /4 tokens, mean recurrences 3\.00/);
 });
 
+test("--prompt --bos --sep asks as loom train frames a prompt and stops at <eos>", () => {
+  // the framed prompt as token ids, and hot sampling that emits <eos> (id 2) at this seed
+  const framed = join(root, "framed.json");
+  writeFileSync(framed, JSON.stringify([[BOS_ID, ...tok.encode("abc"), SEP_ID]]));
+  const common = ["--model", dir, "--max-new-tokens", "50", "--steps", "4"];
+  const sampling = ["--temperature", "5", "--seed", "1"];
+  const unstopped = loom(...common, ...sampling, "--tokens", framed);
+  const asked = loom(...common, ...sampling, "--prompt", "abc", "--bos", "--sep");
+  assert.equal(unstopped.status, 0, unstopped.stderr);
+  assert.equal(asked.status, 0, asked.stderr);
+  const all = (JSON.parse(unstopped.stdout) as Out).outputs[0].tokens;
+  const eos = all.indexOf(EOS_ID);
+  assert.ok(eos >= 0 && eos < all.length - 1, `no early <eos> in ${all.join(",")}`);
+  assert.deepEqual((JSON.parse(asked.stdout) as Out).outputs[0].tokens, all.slice(0, eos + 1));
+});
+
 test("bad flags exit non-zero with a one-line message", async () => {
   const base = ["--model", dir, "--max-new-tokens", "2", "--steps", "2"];
   const cases: [string[], RegExp][] = [
     [[...base, "--tokens", tokens, "--exit", "bogus"], /--exit must be one of/],
-    [[...base, "--tokens", tokens, "--prompt", "x"], /exactly one of --tokens or --prompt/],
+    [
+      [...base, "--tokens", tokens, "--prompt", "x"],
+      /exactly one of --tokens FILE.json and --prompt TEXT/,
+    ],
     [[...base, "--prompt", "ab", "--greedy", "--top-p", "0.5"], /--greedy excludes/],
     [[...base, "--prompt", "ab", "--exit-threshold", "0.1"], /--exit-threshold needs --exit/],
     [["--model", dir, "--prompt", "ab", "--steps", "2"], /missing required flag --max-new-tokens/],

@@ -1,7 +1,7 @@
 // `loom generate`: new tokens with per-token adaptive compute; optionally streamed with each
 // token's recurrence count, and written as {"outputs": [{tokens, steps, text?}]}.
 import { writeFileSync } from "node:fs";
-import { CharTokenizer } from "../../src/data/tokenizer.ts";
+import { CharTokenizer, EOS_ID } from "../../src/data/tokenizer.ts";
 import { exitNames, type ExitName } from "../../src/generate/exit.ts";
 import { type GenerateOptions, type TokenRecord, generate } from "../../src/generate/generate.ts";
 import { generateDiffusion } from "../../src/generate/diffusion.ts";
@@ -12,7 +12,7 @@ import type { SamplingOptions } from "../../src/generate/sampling.ts";
 import { loadModel } from "../../src/node/model-io.ts";
 import { CliError, type Flags, bool, need, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
-import { readTokenRows } from "../io.ts";
+import { PROMPT_FRAME_FLAGS, promptRows } from "../io.ts";
 
 const CMD = "generate";
 
@@ -20,11 +20,12 @@ export const generateCommand: Command = {
   name: CMD,
   summary: "generate tokens with per-token adaptive recurrence; stream or write JSON",
   usage:
-    "loom generate --model DIR (--tokens FILE.json | --prompt TEXT) --max-new-tokens N --steps R [--exit CRITERION] [--exit-threshold X] [--init-state zero|random] [--seed S] [--greedy | --temperature T --top-k K --top-p P --min-p M] [--warm-start] [--stream] [--json OUT.json]",
+    "loom generate --model DIR (--tokens FILE.json | --prompt TEXT [--bos --sep]) --max-new-tokens N --steps R [--exit CRITERION] [--exit-threshold X] [--init-state zero|random] [--seed S] [--greedy | --temperature T --top-k K --top-p P --min-p M] [--warm-start] [--stream] [--json OUT.json]",
   flags: {
     model: { type: "string", help: "model directory (config.json + safetensors)", required: true },
     tokens: { type: "string", help: "JSON array of token-id arrays, one prompt per row" },
     prompt: { type: "string", help: "prompt text (needs the model's tokenizer.json)" },
+    ...PROMPT_FRAME_FLAGS,
     "max-new-tokens": { type: "int", help: "new tokens per prompt", required: true },
     steps: { type: "int", help: "recurrences per token (the maximum with --exit)", required: true },
     exit: {
@@ -87,7 +88,7 @@ export const generateCommand: Command = {
   async run({ flags }) {
     const { model, tokenizer: tokJson } = loadModel(need(CMD, flags, "model"));
     const tok = tokJson === null ? null : CharTokenizer.fromJSON(tokJson);
-    const prompts = promptsOf(flags, tok);
+    const prompts = promptRows(CMD, flags, tok);
     const o = optionsOf(flags);
     const sampler = str(flags, "sampler") ?? "plain";
     if (sampler !== "plain") {
@@ -187,19 +188,6 @@ function parallelDecode(
   return { tokens: r.tokens, steps: [o.numSteps, ...r.iterations.slice(0, r.tokens.length - 1)] };
 }
 
-function promptsOf(flags: Flags, tok: CharTokenizer | null): number[][] {
-  const file = str(flags, "tokens");
-  const text = str(flags, "prompt");
-  if ((file === undefined) === (text === undefined))
-    throw new CliError("loom generate: give exactly one of --tokens or --prompt");
-  if (file !== undefined) return readTokenRows(file, false);
-  if (tok === null)
-    throw new CliError("loom generate: --prompt needs a tokenizer.json in the model directory");
-  const ids = tok.encode(text ?? "");
-  if (ids.length === 0) throw new CliError("loom generate: --prompt is empty");
-  return [ids];
-}
-
 function optionsOf(flags: Flags): GenerateOptions {
   const exit = (str(flags, "exit") ?? "none") as ExitName;
   const threshold = num(flags, "exit-threshold");
@@ -209,6 +197,7 @@ function optionsOf(flags: Flags): GenerateOptions {
   if (budget === 0) throw new CliError("loom generate: --share-budget must be >= 1");
   return {
     maxNewTokens: num(flags, "max-new-tokens") ?? 0,
+    ...(bool(flags, "sep") ? { stopTokens: [EOS_ID] } : {}), // the end of a trained answer
     numSteps: num(flags, "steps") ?? 0,
     exit,
     ...(threshold !== undefined ? { exitThreshold: threshold } : {}),

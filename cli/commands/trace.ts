@@ -8,13 +8,13 @@ import {
   generateGreedy,
   recordTrajectory,
 } from "../../src/analysis/trajectory.ts";
-import { BOS_ID, CharTokenizer, SEP_ID } from "../../src/data/tokenizer.ts";
+import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import type { RavenModel } from "../../src/model/model.ts";
 import { loadModel } from "../../src/node/model-io.ts";
 import { type VegaLiteSpec, renderPng } from "../../src/node/plot.ts";
-import { CliError, type Flags, bool, need, num, str } from "../args.ts";
+import { CliError, type Flags, bool, need, num } from "../args.ts";
 import type { Command } from "../command.ts";
-import { readTokenRows } from "../io.ts";
+import { PROMPT_FRAME_FLAGS, promptRows } from "../io.ts";
 import { compileViewer } from "./serve.ts";
 
 export const traceCommand: Command = {
@@ -26,12 +26,7 @@ export const traceCommand: Command = {
     model: { type: "string", help: "model directory (config.json + safetensors)", required: true },
     tokens: { type: "string", help: "JSON array of token-id arrays; traces --row (or --all-rows)" },
     prompt: { type: "string", help: "text, encoded with the model's tokenizer.json" },
-    bos: { type: "boolean", help: "with --prompt: put <bos> first", default: false },
-    sep: {
-      type: "boolean",
-      help: "with --prompt: end with <sep> (loom train's prompt format)",
-      default: false,
-    },
+    ...PROMPT_FRAME_FLAGS,
     row: { type: "int", help: "which row of --tokens to trace", default: 0 },
     "all-rows": { type: "boolean", help: "trace every row, into OUT/row-<i>/", default: false },
     steps: { type: "int", help: "recurrence steps N (default: the config's mean_recurrence)" },
@@ -57,7 +52,7 @@ export const traceCommand: Command = {
   async run({ flags }) {
     const { model, tokenizer } = loadModel(need("trace", flags, "model"));
     const tok = tokenizer === null ? null : CharTokenizer.fromJSON(tokenizer);
-    const rows = inputRows(flags, tok);
+    const rows = promptRows("trace", flags, tok);
     const steps = num(flags, "steps") ?? model.config.meanRecurrence;
     if (steps < 1) throw new CliError("loom trace: --steps must be at least 1");
     const K = num(flags, "seeds") ?? 1;
@@ -86,24 +81,6 @@ export const traceCommand: Command = {
     }
   },
 };
-
-function inputRows(flags: Flags, tok: CharTokenizer | null): number[][] {
-  const tokens = str(flags, "tokens");
-  const prompt = str(flags, "prompt");
-  if ((tokens === undefined) === (prompt === undefined)) {
-    throw new CliError("loom trace: give exactly one of --tokens FILE.json and --prompt TEXT");
-  }
-  if (tokens !== undefined) return readTokenRows(tokens, false);
-  if (tok === null)
-    throw new CliError("loom trace: --prompt needs a tokenizer.json in the model directory");
-  const ids = [
-    ...(bool(flags, "bos") ? [BOS_ID] : []),
-    ...tok.encode(prompt ?? ""),
-    ...(bool(flags, "sep") ? [SEP_ID] : []),
-  ];
-  if (ids.length === 0) throw new CliError("loom trace: --prompt is empty");
-  return [ids];
-}
 
 function pickRow(flags: Flags, rows: number[][]): readonly [number[], number] {
   const r = num(flags, "row") ?? 0;
