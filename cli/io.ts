@@ -1,6 +1,8 @@
 // Helpers shared by the commands: JSON token files and text prompts, errors that name the file.
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { BOS_ID, type CharTokenizer, SEP_ID } from "../src/data/tokenizer.ts";
+import { TRAINER_STATE } from "../src/node/checkpoint-io.ts";
 import { CliError, type Flags, type FlagSpecs, bool, str } from "./args.ts";
 
 export function readJson(path: string, what: string): unknown {
@@ -60,7 +62,12 @@ export const PROMPT_FRAME_FLAGS: FlagSpecs = {
  * The token rows of `--tokens FILE.json` or of `--prompt TEXT` (one row, framed by `--bos` and
  * `--sep` as loom train frames a prompt); exactly one of the two must be given.
  */
-export function promptRows(cmd: string, flags: Flags, tok: CharTokenizer | null): number[][] {
+export function promptRows(
+  cmd: string,
+  flags: Flags,
+  tok: CharTokenizer | null,
+  modelDir: string,
+): number[][] {
   const file = str(flags, "tokens");
   const text = str(flags, "prompt");
   if ((file === undefined) === (text === undefined))
@@ -74,5 +81,22 @@ export function promptRows(cmd: string, flags: Flags, tok: CharTokenizer | null)
     ...(bool(flags, "sep") ? [SEP_ID] : []),
   ];
   if (ids.length === 0) throw new CliError(`loom ${cmd}: --prompt is empty`);
+  if (!bool(flags, "sep") && trainedOnExamples(modelDir)) {
+    console.error(
+      `loom ${cmd}: note: this model learned prompts framed as <bos> PROMPT <sep>; add --bos --sep to ask it one`,
+    );
+  }
   return [ids];
+}
+
+/** Whether loom train made `dir` from prompt/answer examples (a task or JSONL, not text). */
+function trainedOnExamples(dir: string): boolean {
+  let state: unknown;
+  try {
+    state = JSON.parse(readFileSync(join(dir, TRAINER_STATE), "utf8"));
+  } catch {
+    return false; // no trainer state: not loom train's, or not readable; the prompt stays as given
+  }
+  const kind = (state as { data?: { kind?: unknown } } | null)?.data?.kind;
+  return kind === "task" || kind === "jsonl";
 }

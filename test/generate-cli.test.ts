@@ -91,6 +91,28 @@ test("--prompt --bos --sep asks as loom train frames a prompt and stops at <eos>
   assert.deepEqual((JSON.parse(asked.stdout) as Out).outputs[0].tokens, all.slice(0, eos + 1));
 });
 
+test("--prompt without --sep to a model trained on examples: a note on how to ask it", () => {
+  const trained = join(root, "trained");
+  const state = { data: { kind: "task", task: "addition", count: 10, seed: 0 } };
+  saveModel(
+    trained,
+    initModel({ ...presets.tiny, vocabSize: 40, paddedVocabSize: 40 }, new Rng(2)),
+    {
+      extraFiles: {
+        "tokenizer.json": JSON.stringify(tok.toJSON()),
+        "trainer-state.json": JSON.stringify(state),
+      },
+    },
+  );
+  const args = ["--prompt", "abc", "--max-new-tokens", "2", "--steps", "2"];
+  const note = /add --bos --sep to ask it/;
+  const unframed = loom("--model", trained, ...args);
+  assert.equal(unframed.status, 0, unframed.stderr);
+  assert.match(unframed.stderr, note);
+  assert.doesNotMatch(loom("--model", trained, ...args, "--bos", "--sep").stderr, note);
+  assert.doesNotMatch(loom("--model", dir, ...args).stderr, note, "no trainer state: no note");
+});
+
 test("bad flags exit non-zero with a one-line message", async () => {
   const base = ["--model", dir, "--max-new-tokens", "2", "--steps", "2"];
   const cases: [string[], RegExp][] = [

@@ -86,9 +86,10 @@ export const generateCommand: Command = {
     json: { type: "string", help: "write {outputs: [{tokens, steps, text}]} here" },
   },
   async run({ flags }) {
-    const { model, tokenizer: tokJson } = loadModel(need(CMD, flags, "model"));
+    const dir = need(CMD, flags, "model");
+    const { model, tokenizer: tokJson } = loadModel(dir);
     const tok = tokJson === null ? null : CharTokenizer.fromJSON(tokJson);
-    const prompts = promptRows(CMD, flags, tok);
+    const prompts = promptRows(CMD, flags, tok, dir);
     const o = optionsOf(flags);
     const sampler = str(flags, "sampler") ?? "plain";
     if (sampler !== "plain") {

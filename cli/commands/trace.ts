@@ -50,9 +50,10 @@ export const traceCommand: Command = {
     out: { type: "string", help: "output directory", required: true },
   },
   async run({ flags }) {
-    const { model, tokenizer } = loadModel(need("trace", flags, "model"));
+    const dir = need("trace", flags, "model");
+    const { model, tokenizer } = loadModel(dir);
     const tok = tokenizer === null ? null : CharTokenizer.fromJSON(tokenizer);
-    const rows = promptRows("trace", flags, tok);
+    const rows = promptRows("trace", flags, tok, dir);
     const steps = num(flags, "steps") ?? model.config.meanRecurrence;
     if (steps < 1) throw new CliError("loom trace: --steps must be at least 1");
     const K = num(flags, "seeds") ?? 1;
