@@ -9,7 +9,9 @@ import { range, type TaskSpec } from "./spec.ts";
  * (d or d + 1 digits). Prompt length 2d + 2. One-digit sums are too few (100) for a held-out
  * quarter to test anything but memory (a model trained on 1-8 digits was right on 65% of the
  * held-out ones and 95-100% of 2-8 digits: bench/recipe-notes.md, A30), so the defaults train on
- * 2-8 digits and test on 2-16.
+ * 2-8 digits and test on 2-16. Sums longer than any trained are never right, at any r; a letter
+ * naming each digit's place (Abacus embeddings written into the text) did not change that in 30
+ * minutes (bench/recipe-notes.md, session 13).
  */
 export const addition: TaskSpec = {
   minDifficulty: 1,
