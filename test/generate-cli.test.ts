@@ -75,20 +75,33 @@ test("--prompt with sampling and --stream prints annotated tokens", () => {
   assert.match(r.stderr, /4 tokens, mean recurrences 3\.00/);
 });
 
-test("--prompt --bos --sep asks as loom train frames a prompt and stops at <eos>", () => {
-  // the framed prompt as token ids, and hot sampling that emits <eos> (id 2) at this seed
+test("--prompt --bos --sep asks as loom train frames a prompt; every decoder stops at <eos>", () => {
+  // a model whose head scores <eos> three times as high as token 13: greedy decoding of "abc"
+  // emits it part way, with tokens after it when nothing stops there
+  const eosDir = join(root, "eos");
+  const model = initModel({ ...presets.tiny, vocabSize: 40, paddedVocabSize: 40 }, new Rng(2));
+  const { wte } = model.params; // (V, C), tied to the head
+  const C = wte.shape[1];
+  for (let c = 0; c < C; c++) wte.data[EOS_ID * C + c] = 3 * wte.data[13 * C + c];
+  saveModel(eosDir, model, { extraFiles: { "tokenizer.json": JSON.stringify(tok.toJSON()) } });
   const framed = join(root, "framed.json");
   writeFileSync(framed, JSON.stringify([[BOS_ID, ...tok.encode("abc"), SEP_ID]]));
-  const common = ["--model", dir, "--max-new-tokens", "50", "--steps", "4"];
-  const sampling = ["--temperature", "5", "--seed", "1"];
-  const unstopped = loom(...common, ...sampling, "--tokens", framed);
-  const asked = loom(...common, ...sampling, "--prompt", "abc", "--bos", "--sep");
-  assert.equal(unstopped.status, 0, unstopped.stderr);
-  assert.equal(asked.status, 0, asked.stderr);
-  const all = (JSON.parse(unstopped.stdout) as Out).outputs[0].tokens;
+  const common = ["--model", eosDir, "--max-new-tokens", "12", "--steps", "6"];
+  const tokensOf = (...extra: string[]): number[] => {
+    const r = loom(...common, "--init-state", "zero", ...extra);
+    assert.equal(r.status, 0, r.stderr);
+    return (JSON.parse(r.stdout) as Out).outputs[0].tokens;
+  };
+  const all = tokensOf("--tokens", framed);
+  assert.equal(all.length, 12);
   const eos = all.indexOf(EOS_ID);
-  assert.ok(eos >= 0 && eos < all.length - 1, `no early <eos> in ${all.join(",")}`);
-  assert.deepEqual((JSON.parse(asked.stdout) as Out).outputs[0].tokens, all.slice(0, eos + 1));
+  assert.ok(eos > 0 && eos < all.length - 1, `tokens ${all.join(",")}`);
+  const answer = all.slice(0, eos + 1);
+  const asked = ["--prompt", "abc", "--bos", "--sep"];
+  assert.deepEqual(tokensOf(...asked), answer);
+  const speculative = ["--sampler", "speculative", "--draft-steps", "2", "--lookahead", "3"];
+  assert.deepEqual(tokensOf(...asked, ...speculative), answer);
+  assert.deepEqual(tokensOf(...asked, "--sampler", "diffusion", "--inner-recurrence", "6"), answer);
 });
 
 test("--prompt without --sep to a model trained on examples: a note on how to ask it", () => {

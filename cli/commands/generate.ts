@@ -96,7 +96,7 @@ export const generateCommand: Command = {
       report(
         flags,
         tok,
-        prompts.map((p) => parallelDecode(model, p, o, flags, sampler)),
+        prompts.map((p) => upToStop(parallelDecode(model, p, o, flags, sampler), o)),
       );
       return;
     }
@@ -187,6 +187,13 @@ function parallelDecode(
   });
   console.error(`loom generate: diffusion, ${r.tokens.length} tokens in ${r.outerSteps} passes`);
   return { tokens: r.tokens, steps: [o.numSteps, ...r.iterations.slice(0, r.tokens.length - 1)] };
+}
+
+/** `out` up to and including its first stop token: the parallel decoders run to the end. */
+function upToStop(out: Output, o: GenerateOptions): Output {
+  const stop = out.tokens.findIndex((t) => o.stopTokens?.includes(t) === true);
+  if (stop < 0) return out;
+  return { tokens: out.tokens.slice(0, stop + 1), steps: out.steps.slice(0, stop + 1) };
 }
 
 function optionsOf(flags: Flags): GenerateOptions {
