@@ -96,7 +96,7 @@ export const generateCommand: Command = {
       report(
         flags,
         tok,
-        prompts.map((p) => upToStop(parallelDecode(model, p, o, flags, sampler), o)),
+        prompts.map((p) => parallelDecode(model, p, o, flags, sampler)),
       );
       return;
     }
@@ -163,6 +163,7 @@ function parallelDecode(
     init: o.init ?? "random",
     seed: o.seed ?? 0,
     sampling: o.sampling ?? { greedy: true },
+    ...(o.stopTokens ? { stopTokens: o.stopTokens } : {}),
   };
   if (sampler === "speculative") {
     const r = generateSpeculative(model, prompt, {
@@ -187,13 +188,6 @@ function parallelDecode(
   });
   console.error(`loom generate: diffusion, ${r.tokens.length} tokens in ${r.outerSteps} passes`);
   return { tokens: r.tokens, steps: [o.numSteps, ...r.iterations.slice(0, r.tokens.length - 1)] };
-}
-
-/** `out` up to and including its first stop token: the parallel decoders run to the end. */
-function upToStop(out: Output, o: GenerateOptions): Output {
-  const stop = out.tokens.findIndex((t) => o.stopTokens?.includes(t) === true);
-  if (stop < 0) return out;
-  return { tokens: out.tokens.slice(0, stop + 1), steps: out.steps.slice(0, stop + 1) };
 }
 
 function optionsOf(flags: Flags): GenerateOptions {

@@ -28,7 +28,7 @@ import { Rng } from "../tensor/random.ts";
 import { noGrad, tensor } from "../tensor/tensor.ts";
 import type { InitState } from "./generate.ts";
 import { type CacheSharing, cacheFor } from "./kv-cache.ts";
-import { type SamplingOptions, greedy, sampleToken } from "./sampling.ts";
+import { type SamplingOptions, greedy, sampleToken, upToStop } from "./sampling.ts";
 
 export interface DiffusionOptions {
   maxNewTokens: number;
@@ -43,6 +43,7 @@ export interface DiffusionOptions {
   seed?: number;
   sampling?: SamplingOptions; // default greedy
   sharing?: CacheSharing; // default a budget of 1 iteration
+  stopTokens?: readonly number[]; // stop once one of these is frozen
 }
 
 export interface DiffusionResult {
@@ -98,6 +99,7 @@ export function generateDiffusion(
     while (n < W && converged(front[n], out[frozen + n] === inputs[n], o)) n++;
     for (const f of front.slice(0, n)) iterations.push(f.iters);
     [frozen, front] = [frozen + n, front.slice(n)];
+    if (out.slice(0, frozen + 1).some((t) => o.stopTokens?.includes(t) === true)) break;
     // headway: new positions behind the wavefront
     for (let h = 0; h < (o.headway ?? 1); h++) {
       const next = frozen + front.length; // predicts out[next + 1]
@@ -105,7 +107,7 @@ export function generateDiffusion(
       front.push(fresh());
     }
   }
-  return { tokens: out.slice(0, o.maxNewTokens), outerSteps, iterations };
+  return { tokens: upToStop(out.slice(0, o.maxNewTokens), o.stopTokens), outerSteps, iterations };
 }
 
 /** Steps 1-3 of an outer step on the wavefront; returns logits (W, V) and updates `front`. */

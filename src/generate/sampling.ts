@@ -134,3 +134,9 @@ export function samplingProblem(o: SamplingOptions): string | null {
     return "repetition penalty must be > 0";
   return null;
 }
+
+/** `tokens` up to and including the first of `stopTokens` (all of them when none occurs). */
+export function upToStop(tokens: number[], stopTokens: readonly number[] | undefined): number[] {
+  const stop = tokens.findIndex((t) => stopTokens?.includes(t) === true);
+  return stop < 0 ? tokens : tokens.slice(0, stop + 1);
+}

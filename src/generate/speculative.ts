@@ -18,7 +18,14 @@ import { Rng } from "../tensor/random.ts";
 import { noGrad } from "../tensor/tensor.ts";
 import type { InitState } from "./generate.ts";
 import { type CacheSharing, type LookupStrategy, cacheFor } from "./kv-cache.ts";
-import { type SamplingOptions, argmax, greedy, sampleToken, softmax } from "./sampling.ts";
+import {
+  type SamplingOptions,
+  argmax,
+  greedy,
+  sampleToken,
+  softmax,
+  upToStop,
+} from "./sampling.ts";
 
 export interface SpeculativeOptions {
   maxNewTokens: number;
@@ -31,6 +38,7 @@ export interface SpeculativeOptions {
   sampling?: SamplingOptions; // default greedy
   lookup?: LookupStrategy;
   sharing?: CacheSharing;
+  stopTokens?: readonly number[]; // stop after accepting one of these
 }
 
 export interface SpeculativeResult {
@@ -72,7 +80,8 @@ export function generateSpeculative(
   const pre = run(prompt, 0, o.numSteps);
   const tokens = [pick(pre.subarray((prompt.length - 1) * V))];
   history.push(tokens[0]);
-  while (tokens.length < o.maxNewTokens) {
+  const stopped = (): boolean => tokens.some((t) => o.stopTokens?.includes(t) === true);
+  while (tokens.length < o.maxNewTokens && !stopped()) {
     stats.rounds++;
     const L = Math.min(o.lookahead ?? 8, o.maxNewTokens - tokens.length);
     const base = cache.length; // position of the last accepted token (not yet cached)
@@ -103,7 +112,7 @@ export function generateSpeculative(
     tokens.push(...accepted);
     history.push(...accepted);
   }
-  return { tokens: tokens.slice(0, o.maxNewTokens), ...stats };
+  return { tokens: upToStop(tokens.slice(0, o.maxNewTokens), o.stopTokens), ...stats };
 }
 
 function passes(logits: Float32Array, draft: number, o: SpeculativeOptions): boolean {
