@@ -28,7 +28,7 @@ import { Rng } from "../tensor/random.ts";
 import { noGrad, tensor } from "../tensor/tensor.ts";
 import type { InitState } from "./generate.ts";
 import { type CacheSharing, cacheFor } from "./kv-cache.ts";
-import { type SamplingOptions, greedy, sampleToken, upToStop } from "./sampling.ts";
+import { type SamplingOptions, greedy, isStop, sampleToken, upToStop } from "./sampling.ts";
 
 export interface DiffusionOptions {
   maxNewTokens: number;
@@ -99,7 +99,7 @@ export function generateDiffusion(
     while (n < W && converged(front[n], out[frozen + n] === inputs[n], o)) n++;
     for (const f of front.slice(0, n)) iterations.push(f.iters);
     [frozen, front] = [frozen + n, front.slice(n)];
-    if (out.slice(0, frozen + 1).some((t) => o.stopTokens?.includes(t) === true)) break;
+    if (out.slice(0, frozen + 1).some((t) => isStop(t, o.stopTokens))) break;
     // headway: new positions behind the wavefront
     for (let h = 0; h < (o.headway ?? 1); h++) {
       const next = frozen + front.length; // predicts out[next + 1]

@@ -30,7 +30,7 @@ import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
 import { fastBlockFor } from "../model/fast-block.ts";
 import { type ExitCriterion, type ExitName, makeExitCriterion } from "./exit.ts";
 import { type CacheSharing, type LookupStrategy, RecurrentKVCache, cacheFor } from "./kv-cache.ts";
-import { type SamplingOptions, greedy, sampleToken, samplingProblem } from "./sampling.ts";
+import { type SamplingOptions, greedy, isStop, sampleToken, samplingProblem } from "./sampling.ts";
 
 export type InitState = "zero" | "random";
 
@@ -109,7 +109,7 @@ export async function* generate(
       const values = th.values[b];
       const exitValue = values.length > 0 ? values[values.length - 1] : null;
       yield { row: b, index, token, steps: th.steps[b], exitValue, values, logits };
-      if (o.stopTokens?.includes(token) === true) done[b] = 1;
+      if (isStop(token, o.stopTokens)) done[b] = 1;
     }
     if (done.every((d) => d === 1)) break;
     // 6) the next chunk: the new tokens, one position further

@@ -135,8 +135,13 @@ export function samplingProblem(o: SamplingOptions): string | null {
   return null;
 }
 
+/** Whether `token` ends a row (is one of `stopTokens`). */
+export function isStop(token: number, stopTokens: readonly number[] | undefined): boolean {
+  return stopTokens?.includes(token) === true;
+}
+
 /** `tokens` up to and including the first of `stopTokens` (all of them when none occurs). */
 export function upToStop(tokens: number[], stopTokens: readonly number[] | undefined): number[] {
-  const stop = tokens.findIndex((t) => stopTokens?.includes(t) === true);
+  const stop = tokens.findIndex((t) => isStop(t, stopTokens));
   return stop < 0 ? tokens : tokens.slice(0, stop + 1);
 }

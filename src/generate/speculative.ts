@@ -22,6 +22,7 @@ import {
   type SamplingOptions,
   argmax,
   greedy,
+  isStop,
   sampleToken,
   softmax,
   upToStop,
@@ -80,7 +81,7 @@ export function generateSpeculative(
   const pre = run(prompt, 0, o.numSteps);
   const tokens = [pick(pre.subarray((prompt.length - 1) * V))];
   history.push(tokens[0]);
-  const stopped = (): boolean => tokens.some((t) => o.stopTokens?.includes(t) === true);
+  const stopped = (): boolean => tokens.some((t) => isStop(t, o.stopTokens));
   while (tokens.length < o.maxNewTokens && !stopped()) {
     stats.rounds++;
     const L = Math.min(o.lookahead ?? 8, o.maxNewTokens - tokens.length);
