@@ -156,7 +156,7 @@ test("JSONL data that reads as a scan gets a sliding window, said in the banner"
   );
 });
 
-test("a built-in task's own settings apply unless the command line gives others", () => {
+test("data of long levels gets two iterations per level and a window of 7, unless given others", () => {
   const settings = (run: string) => {
     const config = JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as {
       attention_window?: number;
@@ -166,30 +166,46 @@ test("a built-in task's own settings apply unless the command line gives others"
     };
     return { window: config.attention_window, perHop: state.recipe.depthPerDifficulty };
   };
-  const own = join(dir, "chase");
-  let r = loom("train", "--task", "pointer-chasing", "--max-steps", "1", "--out", own, ...tiny);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(
-    r.stdout + r.stderr,
-    /pointer-chasing defaults: attention_window 7, depthPerDifficulty 2/,
-  );
-  assert.deepEqual(settings(own), { window: 7, perHop: 2 });
-  const given = join(dir, "chase-given");
-  r = loom(
-    "train",
+  const train = (out: string, ...args: string[]) => {
+    const r = loom("train", "--max-steps", "1", "--out", join(dir, out), ...tiny, ...args);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout + r.stderr;
+  };
+  // pointer-chasing adds 8 characters per hop: the rule for long levels (src/train/window.ts)
+  const data = join(dir, "chase.jsonl");
+  const r = loom(
+    "data",
     "--task",
     "pointer-chasing",
-    "--max-steps",
-    "1",
+    "--split",
+    "train",
+    "--count",
+    "400",
     "--out",
-    given,
-    "--attention-window",
-    "9",
-    ...tiny,
+    data,
   );
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /pointer-chasing defaults: depthPerDifficulty 2 \(/);
-  assert.deepEqual(settings(given), { window: 9, perHop: 2 });
+  for (const [out, args] of [
+    ["chase", ["--task", "pointer-chasing"]],
+    ["chase-jsonl", ["--data", data]],
+  ] as const) {
+    const log = train(out, ...args);
+    assert.match(
+      log,
+      /depth: 2 iterations per difficulty level \(long levels: the prompt grows by 8 characters/,
+    );
+    assert.match(
+      log,
+      /attention: a sliding window of 7 \(a scan of long levels: the prompt grows by 8/,
+    );
+    assert.deepEqual(settings(join(dir, out)), { window: 7, perHop: 2 }, out);
+  }
+  const given = train("chase-w9", "--task", "pointer-chasing", "--attention-window", "9");
+  assert.doesNotMatch(given, /attention:/);
+  assert.deepEqual(settings(join(dir, "chase-w9")), { window: 9, perHop: 2 });
+  const one = train("chase-c1", "--task", "pointer-chasing", "--depthPerDifficulty", "1");
+  assert.doesNotMatch(one, /depth: /);
+  assert.deepEqual(settings(join(dir, "chase-c1")), { window: 7, perHop: 1 });
 });
 
 test("a bad JSONL line fails with file:line and writes nothing", () => {

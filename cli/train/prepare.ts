@@ -2,7 +2,6 @@
 // budget, or a saved run read back from its checkpoint.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { taskTrainSettings } from "../../src/data/tasks/index.ts";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { ConfigError } from "../../src/model/config-json.ts";
 import type { ModelConfig } from "../../src/model/config.ts";
@@ -17,7 +16,12 @@ import {
 import { Rng } from "../../src/tensor/random.ts";
 import { backward } from "../../src/tensor/tensor.ts";
 import { type Recipe, defaultRecipe, validateRecipe } from "../../src/train/recipe.ts";
-import { type WindowChoice, suggestAttentionWindow } from "../../src/train/window.ts";
+import {
+  type DepthChoice,
+  type WindowChoice,
+  suggestAttentionWindow,
+  suggestDepthPerDifficulty,
+} from "../../src/train/window.ts";
 import {
   type TrainData,
   type TrainState,
@@ -54,8 +58,11 @@ export interface PreparedRun {
 /** A new run in `dir`: the model sized to the data and budget unless the settings say otherwise. */
 export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): PreparedRun {
   checkOutDir(dir);
-  const { model: modelSettings, recipe: recipeSettings } = runSettings(s, ui);
-  const recipe: Recipe = { ...defaultRecipe, ...recipeSettings };
+  const { model: modelSettings, recipe: recipeSettings } = splitSettings(
+    s.overrides,
+    s.overrideSource,
+  );
+  let recipe: Recipe = { ...defaultRecipe, ...recipeSettings };
   validateRecipe(recipe, s.overrideSource);
   const budget =
     s.timeBudgetSeconds === null && s.maxSteps === null
@@ -65,6 +72,8 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
   const data = loadData(s.source, null, blockSize);
   const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest);
   const resolved = resolveConfig(base, modelSettings, s.overrideSource);
+  const depth = "depthPerDifficulty" in recipeSettings ? null : chooseDepth(resolved, recipe, data);
+  if (depth !== null) recipe = { ...recipe, depthPerDifficulty: depth.depthPerDifficulty };
   const window = "attention_window" in modelSettings ? null : chooseWindow(resolved, recipe, data);
   const config = withWindow(resolved, window, "block_size" in modelSettings, data.longest);
   checkFits(config, data);
@@ -73,7 +82,8 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
     s.maxSteps ??
     estimateSteps(model, recipe, data.train, s.seed, budget ?? DEFAULT_BUDGET_SECONDS);
   const state = createTrainState(model, recipe, s.seed, totalSteps);
-  describeRun(ui, model.config, recipe, totalSteps, budget);
+  describeRun(ui, model.config, recipe, totalSteps, s.maxSteps === null ? budget : null);
+  if (depth !== null) describeDepth(ui, depth);
   if (window !== null) describeWindow(ui, window);
   return { state, recipe, source: s.source, data, elapsedBefore: 0, budget };
 }
@@ -113,31 +123,6 @@ export function resumeRun(
   ui.log(`resuming ${dir} at step ${state.step} of ${state.totalSteps}`);
   truncateMetrics(join(dir, "metrics.jsonl"), state.step);
   return { state, recipe, source, data, elapsedBefore, budget };
-}
-
-/**
- * The model and recipe settings of a new run: the user's, over a built-in task's own (which are
- * named in the log, with how to replace them).
- */
-function runSettings(
-  s: TrainSettings,
-  ui: ProgressBar,
-): { model: Record<string, unknown>; recipe: Partial<Recipe> } {
-  const user = splitSettings(s.overrides, s.overrideSource);
-  if (s.source.kind !== "task") return user;
-  const name = s.source.task;
-  const task = splitSettings(taskTrainSettings(name), `task ${name}`);
-  const model = { ...task.model, ...user.model };
-  const recipe = { ...task.recipe, ...user.recipe };
-  const applied = [
-    ...Object.entries(task.model).filter(([k]) => !(k in user.model)),
-    ...Object.entries(task.recipe).filter(([k]) => !(k in user.recipe)),
-  ];
-  if (applied.length > 0) {
-    const list = applied.map(([k, v]) => `${k} ${String(v)}`).join(", ");
-    ui.log(`${name} defaults: ${list} (--key value replaces them)`);
-  }
-  return { model, recipe };
 }
 
 /** Refuse to overwrite a run (or anything else) at --out: nothing already trained is lost. */
@@ -197,6 +182,15 @@ function estimateSteps(
   return Math.max(10, Math.floor((budget * 0.88) / (perStep * 1.05)));
 }
 
+/**
+ * The iterations per difficulty level of a new run whose settings name none, when the data's
+ * levels are long (see src/train/window.ts); null: the recipe's default.
+ */
+function chooseDepth(c: ModelConfig, recipe: Recipe, data: LoadedData): DepthChoice | null {
+  if (data.train.kind === "text" || recipe.depthScheme !== "difficulty") return null;
+  return suggestDepthPerDifficulty(data.trainExamples, c.nLayersInRecurrentBlock);
+}
+
 /** The attention window of a new run whose settings name none (see src/train/window.ts). */
 function chooseWindow(c: ModelConfig, recipe: Recipe, data: LoadedData): WindowChoice {
   if (data.train.kind === "text") return { window: 0, reason: "plain text" };
@@ -218,6 +212,13 @@ function withWindow(
   return { ...c, attentionWindow, blockSize };
 }
 
+function describeDepth(ui: ProgressBar, choice: DepthChoice): void {
+  ui.log(
+    `depth: ${choice.depthPerDifficulty} iterations per difficulty level (${choice.reason}; ` +
+      "--depthPerDifficulty 1 for one)",
+  );
+}
+
 function describeWindow(ui: ProgressBar, choice: WindowChoice): void {
   ui.log(
     choice.window > 0
@@ -226,13 +227,13 @@ function describeWindow(ui: ProgressBar, choice: WindowChoice): void {
   );
 }
 
-/** The model and recipe of a new run, in two lines. */
+/** The model and recipe of a new run, in two lines; `fittedTo`: the budget the steps fit. */
 function describeRun(
   ui: ProgressBar,
   c: ModelConfig,
   recipe: Recipe,
   totalSteps: number,
-  budget: number | null,
+  fittedTo: number | null,
 ): void {
   const stats = modelStats(c, c.meanRecurrence, c.blockSize);
   const depth = recipe.depthScheme === "config" ? c.samplingScheme : recipe.depthScheme;
@@ -248,7 +249,9 @@ function describeRun(
       `batch ${recipe.batchSize}, clip ${recipe.gradClip}` +
       (recipe.curriculum > 0 ? `, curriculum over ${recipe.curriculum * 100}% of the run` : "") +
       `; ${totalSteps} steps` +
-      (budget !== null ? ` (fitted to the ${formatDuration(budget)} budget)` : ""),
+      (fittedTo !== null
+        ? ` (a start-up estimate for the ${formatDuration(fittedTo)} budget, re-fitted to the measured speed at step 40)`
+        : ""),
   );
 }
 

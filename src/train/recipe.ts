@@ -11,10 +11,10 @@
  *   (Fan et al.'s length-dependent loop count, widened against overthinking); data without
  *   difficulties falls back to "uniform" (total depth ~ U[1, 2r̄ − 1], DT's progressive loss).
  *   On swaps c = 1 learned where c = 0.5 stayed at chance (S3 vs S4). Huginn's
- *   poisson-lognormal-filling and fixed remain available. A built-in task may carry its own
- *   (`TaskSpec.trainSettings`): pointer-chasing, which compares two of 26 letters per hop,
- *   chains hops only with c = 2 and a wider window (PCW7C2); reachability, the same scan on a
- *   graph, learns with the same settings (RB0).
+ *   poisson-lognormal-filling and fixed remain available. Data whose levels are long (more
+ *   than two characters per core block: pointer-chasing's hop compares two of 26 letters)
+ *   gets c = 2 and a wider window from the trainer (window.ts), which chains hops where c = 1
+ *   did not (PCW7C2; reachability, the same scan on a graph: RB0).
  * - Supervision at every gradient iteration (`supervisedDepths` 4 = k): extra iterations must not
  *   destroy the answer (TRM/HRM deep supervision); no overthinking up to r = 32.
  * - lr 2e-3, batch 64, clip 1, a difficulty curriculum over 80% of the run: P3 at 5e-3 diverged

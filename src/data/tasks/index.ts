@@ -61,11 +61,6 @@ export function defaultTrainDifficulties(name: TaskName): number[] {
   return [...taskSpec(name).trainDifficulties];
 }
 
-/** The settings `loom train --task name` uses unless given others (see TaskSpec). */
-export function taskTrainSettings(name: TaskName): Record<string, number> {
-  return { ...taskSpec(name).trainSettings };
-}
-
 /** The default evaluation difficulties: from the easiest training one to twice the hardest. */
 export function defaultTestDifficulties(name: TaskName): number[] {
   const train = taskSpec(name).trainDifficulties;

@@ -15,19 +15,18 @@ import { interleave, randomLetters, range, type TaskSpec } from "./spec.ts";
  * in random order instead, a looped model stays at 50% (picking one of the two digits) for 30
  * minutes even at one hop (bench/recipe-notes.md, PC30, PCQ, PCG).
  *
- * Training settings (`trainSettings`): two iterations per hop and a window of 7, so one
- * iteration of the two core blocks reaches 12 characters back (one and a half hops of 8) and
- * a hop's two reach three hops. Trained 30 minutes, that model gets 1-4 hops from 66% at r = 1
- * to 100% at r = 4 and 8 hops to 95% at r = 16 (PCW7C2). The window the generic rule gives
- * (window.ts: 5 at one iteration per hop) learns one hop in 30 minutes (PCW5); three
- * iterations per hop at w = 5 chain 1-4 hops at one seed and not another (PCC3L, PCC3S1); one
- * iteration at w = 13 learns 1-4 hops but already at r = 1, and 6-8 never (PCW13).
+ * Training: a level (hop) is 8 characters long, so the trainer's rule for long levels
+ * (src/train/window.ts) gives two iterations per hop and a window of 7: one iteration of the two
+ * core blocks reaches 12 characters back (one and a half hops) and a hop's two reach three hops.
+ * Trained 30 minutes, that model gets 1-4 hops from 66% at r = 1 to 100% at r = 4 and 8 hops to
+ * 95% at r = 16 (PCW7C2). One iteration per hop at w = 5 learns one hop in 30 minutes (PCW5);
+ * three iterations per hop at w = 5 chain 1-4 hops at one seed and not another (PCC3L,
+ * PCC3S1); one iteration at w = 13 learns 1-4 hops but already at r = 1, and 6-8 never (PCW13).
  */
 export const pointerChasing: TaskSpec = {
   minDifficulty: 1,
   maxDifficulty: 13,
   trainDifficulties: range(1, 4),
-  trainSettings: { depthPerDifficulty: 2, attention_window: 7 },
   sample(rng, hops) {
     const names = randomLetters(rng, 2 * hops);
     const value = rng.int(10);

@@ -19,12 +19,6 @@ export interface TaskSpec {
    * (0, 1, 2, ...) so a task can balance its answers exactly.
    */
   sample(rng: Rng, difficulty: number, ordinal: number): Instance;
-  /**
-   * Settings (recipe fields and config.json fields, as on the `loom train` command line) that
-   * `loom train --task` uses for this task unless the user gives them: measured to work where
-   * the generic defaults do not (see the task's comment).
-   */
-  trainSettings?: Readonly<Record<string, number>>;
 }
 
 /** `k` distinct lowercase letters in random order. */
