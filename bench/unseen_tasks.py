@@ -10,6 +10,14 @@ mod-calc: a value mod 7 and a sequence of operations `+k`, `*k` (k in 1-6), sepa
 commas. `"4:+3,*2,+1"` -> `"1"` ((4 + 3) * 2 + 1 = 15 = 1 mod 7). Adding and multiplying do
 not commute; 7 states, 12 operations, 3 characters per step.
 
+registers: two registers x and y mod 5, set at the start, and a program of assignments
+`d=s+k` / `d=s*k` (d, s in {x, y}, k in 1-4), separated by commas; the answer is the register the
+prompt asks for at the end. `"x2y4:y=x+3,x=y*2;x?"` -> `"0"` (y = 0, x = 0). 25 states, and each
+step is 6 characters that name two registers: a scan of long levels (src/train/window.ts).
+
+grid-words: grid-walk with the moves spelled out, `"b2:up,right,down"` -> `"c2"`: the same
+9-state scan, but 4.75 characters per move, so the trainer reads it as long levels.
+
 Difficulty: the number of moves / operations. Train and test are split by a hash of the prompt
 (1 in 8 prompts is test-only), so no test prompt is in the training file.
 
@@ -38,6 +46,15 @@ def grid_walk(rng, n):
     return {"prompt": f"{start}:{moves}", "answer": cell(x, y), "difficulty": n}
 
 
+WORDS = {"U": "up", "D": "down", "L": "left", "R": "right"}
+
+
+def grid_words(rng, n):
+    ex = grid_walk(rng, n)
+    start, moves = ex["prompt"].split(":")
+    return {**ex, "prompt": f"{start}:{','.join(WORDS[m] for m in moves)}"}
+
+
 def mod_calc(rng, n):
     value = start = rng.randrange(7)
     ops = []
@@ -48,7 +65,24 @@ def mod_calc(rng, n):
     return {"prompt": f"{start}:{','.join(ops)}", "answer": str(value), "difficulty": n}
 
 
-TASKS = {"grid-walk": grid_walk, "mod-calc": mod_calc}
+def registers(rng, n):
+    regs = {"x": rng.randrange(5), "y": rng.randrange(5)}
+    start = f"x{regs['x']}y{regs['y']}"
+    ops = []
+    for _ in range(n):
+        d, s, op, k = rng.choice("xy"), rng.choice("xy"), rng.choice("+*"), rng.randrange(1, 5)
+        regs[d] = (regs[s] + k if op == "+" else regs[s] * k) % 5
+        ops.append(f"{d}={s}{op}{k}")
+    q = rng.choice("xy")
+    return {"prompt": f"{start}:{','.join(ops)};{q}?", "answer": str(regs[q]), "difficulty": n}
+
+
+TASKS = {
+    "grid-walk": grid_walk,
+    "grid-words": grid_words,
+    "mod-calc": mod_calc,
+    "registers": registers,
+}
 
 
 def is_test(prompt):
