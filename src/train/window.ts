@@ -19,9 +19,11 @@
  * - Long levels (s > 2L: pointer-chasing's two assignments "k=r,v=c,", reachability's edges): a
  *   name to find and compare, not a state update. The short-level rule's w = 5 at c = 1 stayed
  *   on the plateau on both tasks (PCW5, RD), c = 3 at w = 5 learned at one seed of two, and a
- *   window spanning three levels solved them without the loop (PCW13). What learns at four seeds
- *   each is two iterations per level with a window that reaches 1.5 levels per iteration:
- *   c = 2, w = 1 + ⌈1.5·s / L⌉ (s = 8: w = 7; PCW7C2, RB0-RB3).
+ *   window spanning three levels solved them without the loop (PCW13). What learns
+ *   (pointer-chasing at four seeds of four, reachability at three) is two iterations per level
+ *   with a window that reaches 1.5 levels per iteration: c = 2, w = 1 + ⌈1.5·s / L⌉ (s = 8:
+ *   w = 7; PCW7C2, RB0-RB3). A grid walk spelled out in words (s = 4.7) learns with these as
+ *   with the short-level ones (GWA, GWS, session 14).
  * Anything else gets full attention and the default depth.
  */
 import type { Example } from "../data/example.ts";
