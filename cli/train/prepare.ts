@@ -175,7 +175,8 @@ function estimateSteps(
       supervisedDepths: recipe.supervisedDepths,
       init: stateInitAt(scratch, seed, 0),
     });
-    backward(objective);
+    // activations back to the pool, as in training: the first step fills it, the second is timed
+    backward(objective, { release: true });
     perStep = (performance.now() - t) / 1000;
   }
   // ~12% of the time goes to evaluation and checkpoints; the optimizer update adds a little
