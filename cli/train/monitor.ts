@@ -128,16 +128,13 @@ export class RunMonitor {
     this.plannedEnd = budget * 0.95;
     const left = this.plannedEnd - secs;
     const total = fitTotalSteps(state, this.o.recipe, this.o.data.train, left, perUnit);
-    if (Math.abs(total - state.totalSteps) > 0.05 * state.totalSteps) {
-      if (state.step - this.startStep <= 40) {
-        this.o.ui.log(`schedule: ${total} steps at the measured speed (was ${state.totalSteps})`);
-      }
-      state.totalSteps = total;
-      // the evaluation cadence follows the first re-fit only (a moving one would re-trigger)
-      if (this.o.evalEvery <= 0 && state.step - this.startStep <= 40) {
-        this.evalEvery = this.autoEvery();
-      }
-    }
+    if (Math.abs(total - state.totalSteps) <= 0.05 * state.totalSteps) return;
+    const first = state.step - this.startStep <= 40;
+    if (first)
+      this.o.ui.log(`schedule: ${total} steps at the measured speed (was ${state.totalSteps})`);
+    state.totalSteps = total;
+    // the evaluation cadence follows the first re-fit only (a moving one would re-trigger)
+    if (first && this.o.evalEvery <= 0) this.evalEvery = this.autoEvery();
   }
 }
 
