@@ -261,6 +261,23 @@ static napi_value js_adamw(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// threads() -> the threads a parallel kernel computes with now
+static napi_value js_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_int32(env, pool_threads(), &out);
+  return out;
+}
+
+// limitThreads(n) -> the threads kernels use from now on, at most n (process-wide)
+static napi_value js_limit_threads(napi_env env, napi_callback_info info) {
+  Call c = call_start(env, info, 1);
+  double n = num_arg(&c, 0, "n");
+  napi_value out;
+  napi_create_int32(env, c.ok ? pool_limit((int)n) : pool_threads(), &out);
+  return out;
+}
+
 // Keep freed large blocks in the process heap instead of handing them back to the OS. Every
 // tensor is a fresh Float32Array (calloc), and glibc serves blocks over its mmap threshold
 // (128 KiB .. 32 MiB) with new pages: each first touch is a page fault (~6 µs here), 2800 of
@@ -280,8 +297,7 @@ static void tune_malloc(void) {
 NAPI_MODULE_INIT() {
   tune_malloc();
   pool_init();
-  napi_value threads, isa;
-  napi_create_int32(env, pool_threads(), &threads);
+  napi_value isa;
   napi_create_string_utf8(env, gemm_isa(), NAPI_AUTO_LENGTH, &isa);
   napi_property_descriptor props[] = {
       {"gemm", NULL, js_gemm, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -295,7 +311,8 @@ NAPI_MODULE_INIT() {
       {"swigluBackward", NULL, js_swiglu_backward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"crossEntropy", NULL, js_cross_entropy, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adamw", NULL, js_adamw, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"threads", NULL, NULL, NULL, NULL, threads, napi_enumerable, NULL},
+      {"threads", NULL, js_threads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"limitThreads", NULL, js_limit_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"isa", NULL, NULL, NULL, NULL, isa, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

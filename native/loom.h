@@ -19,6 +19,7 @@
 typedef void (*task_fn)(void *ctx, int task);
 void pool_init(void);    // idempotent; sizes the pool from LOOM_THREADS or the usable cores
 int pool_threads(void);  // threads a parallel pool_run computes with, the caller included
+int pool_limit(int n);   // use at most n of them from now on (1 = every kernel on its caller)
 // Whether `work` (~flops) is worth waking the pool for: below ~1e6 the wake-up costs more.
 int pool_parallel(double work);
 // Runs fn(ctx, t) for every t in [0, ntasks) and returns when all are done: across the pool

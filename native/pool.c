@@ -4,10 +4,13 @@
 // late (the machine is busy) finds the job finished, or the next one, and does no harm.
 // Workers spin briefly after a job (back-to-back kernel calls restart fast), then sleep.
 // Created once at load time; never a thread per call. LOOM_THREADS=n overrides the core count.
+// pool_limit(n) lowers the threads later jobs use (data-parallel training runs one JS thread per
+// core, each computing on its own core alone); the idle workers sleep.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +24,7 @@
 #define MIN_PARALLEL_WORK 1e5
 
 static int nthreads = 1;
+static atomic_int active = 1;  // threads a job uses: nthreads, or fewer after pool_limit
 static double min_parallel_work = MIN_PARALLEL_WORK;  // LOOM_MIN_PARALLEL_WORK overrides
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;  // one job at a time
@@ -54,7 +58,7 @@ static void drain_locked(void) {
 }
 
 static void *worker_main(void *arg) {
-  (void)arg;
+  int index = (int)(intptr_t)arg;  // 1 .. nthreads - 1; the caller of a job is thread 0
   unsigned seen = 0;
   for (;;) {
     for (int spin = 0; spin < SPIN_ITERS; spin++) {
@@ -65,7 +69,7 @@ static void *worker_main(void *arg) {
     while (atomic_load_explicit(&generation, memory_order_relaxed) == seen)
       pthread_cond_wait(&wake, &lock);
     seen = atomic_load_explicit(&generation, memory_order_relaxed);
-    drain_locked();
+    if (index < atomic_load_explicit(&active, memory_order_relaxed)) drain_locked();
     pthread_mutex_unlock(&lock);
   }
   return NULL;
@@ -88,19 +92,28 @@ static void init(void) {
   if (work && atof(work) > 0) min_parallel_work = atof(work);
   for (int i = 1; i < n; i++) {
     pthread_t t;
-    if (pthread_create(&t, NULL, worker_main, NULL) != 0) break;
+    if (pthread_create(&t, NULL, worker_main, (void *)(intptr_t)i) != 0) break;
     pthread_detach(t);
     nthreads++;
   }
+  atomic_store(&active, nthreads);
 }
 
 void pool_init(void) { pthread_once(&init_once, init); }
 
-int pool_threads(void) { return nthreads; }
+int pool_threads(void) { return atomic_load(&active); }
 
-int pool_parallel(double work) { return nthreads > 1 && work >= min_parallel_work; }
+int pool_limit(int n) {
+  atomic_store(&active, n < 1 ? 1 : n > nthreads ? nthreads : n);
+  return atomic_load(&active);
+}
 
-int pool_split(int items) { return items < 4 * nthreads ? (items > 0 ? items : 1) : 4 * nthreads; }
+int pool_parallel(double work) { return atomic_load(&active) > 1 && work >= min_parallel_work; }
+
+int pool_split(int items) {
+  int n = atomic_load(&active);
+  return items < 4 * n ? (items > 0 ? items : 1) : 4 * n;
+}
 
 void pool_run(task_fn fn, void *ctx, int ntasks, double work) {
   if (ntasks <= 1 || !pool_parallel(work) || pthread_mutex_trylock(&run_lock) != 0) {

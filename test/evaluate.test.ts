@@ -2,11 +2,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Example } from "../src/data/example.ts";
-import { buildCharTokenizer, paddedVocabSize } from "../src/data/tokenizer.ts";
-import { presets } from "../src/model/config.ts";
+import { buildCharTokenizer } from "../src/data/tokenizer.ts";
 import { initModel } from "../src/model/model.ts";
 import { Rng } from "../src/tensor/random.ts";
 import { evaluate, evaluateAt, formatTable, summarize } from "../src/train/evaluate.ts";
+import { tinyConfig } from "./helpers.ts";
 
 const examples: Example[] = [
   { prompt: "ab", answer: "1", difficulty: 2 },
@@ -16,16 +16,7 @@ const examples: Example[] = [
   { prompt: "c", answer: "0", difficulty: 1 },
 ];
 const tok = buildCharTokenizer(examples.flatMap((e) => [e.prompt, e.answer]));
-const config = {
-  ...presets.tiny,
-  nEmbd: 32,
-  nHeads: 2,
-  intermediateSize: 64,
-  vocabSize: tok.vocabSize,
-  paddedVocabSize: paddedVocabSize(tok.vocabSize),
-  blockSize: 16,
-  stateInit: "zero" as const,
-};
+const config = tinyConfig(tok.vocabSize, { stateInit: "zero" });
 
 test("one row per (steps, difficulty) plus difficulty null for all; meanSteps = r without exit", () => {
   const model = initModel(config, new Rng(0));

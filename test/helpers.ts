@@ -4,6 +4,22 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { type TensorSource, parseSafetensors } from "../src/checkpoint/safetensors.ts";
 import type { StoredTensors } from "../src/model/checkpoint.ts";
+import { type ModelConfig, presets } from "../src/model/config.ts";
+import { paddedVocabSize } from "../src/data/tokenizer.ts";
+
+/** A model small enough to train in a test: width 32, 2 heads, over a tokenizer's vocabulary. */
+export function tinyConfig(vocabSize: number, over: Partial<ModelConfig> = {}): ModelConfig {
+  return {
+    ...presets.tiny,
+    nEmbd: 32,
+    nHeads: 2,
+    intermediateSize: 64,
+    vocabSize,
+    paddedVocabSize: paddedVocabSize(vocabSize),
+    blockSize: 16,
+    ...over,
+  };
+}
 
 /** max |a - b| over all elements. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -108,6 +108,35 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
   }
 });
 
+test("--workers 2: a data-parallel run resumes bit for bit and trains what one thread trains", () => {
+  const args = ["--task", "parity", "--max-steps", "4", ...tiny, "--batch-size", "9"];
+  const a = join(dir, "dp-a");
+  let r = loom("train", ...args, "--workers", "2", "--out", a);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /threads: 2, each computing 5 of the batch's 9 examples \(data parallel\)/,
+  );
+  const b = join(dir, "dp-b");
+  r = loom("train", ...args, "--workers", "2", "--stop-after", "2", "--out", b, "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  r = loom("train", "--resume", b, "--quiet"); // the saved recipe keeps the 2 threads
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(losses(b), losses(a));
+  assert.deepEqual(
+    readFileSync(join(b, "model.safetensors")),
+    readFileSync(join(a, "model.safetensors")),
+  );
+  const one = join(dir, "dp-one");
+  r = loom("train", ...args, "--workers", "1", "--out", one, "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  const [two, single] = [losses(a), losses(one)];
+  assert.equal(two.length, 4);
+  two.forEach((l, i) => {
+    assert.ok(Math.abs(l - single[i]) <= 1e-5 * single[i], `step ${i + 1}: ${l} vs ${single[i]}`);
+  });
+});
+
 test("JSONL data that reads as a scan gets a sliding window, said in the banner", () => {
   const data = join(dir, "parity-train.jsonl");
   let r = loom("data", "--task", "parity", "--split", "train", "--count", "40", "--out", data);
@@ -262,4 +291,7 @@ test("unknown flags, settings and a config that does not fit are one-line errors
   );
   assert.equal(r.code, 2);
   assert.match(r.stderr, /n_heads/);
+  r = loom("train", "--task", "parity", "--out", join(dir, "w"), "--max-steps", "1", "--workers", "1.5"); // prettier-ignore
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /field "workers" must be an integer >= 0/);
 });

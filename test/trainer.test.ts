@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { encodeExample } from "../src/data/example.ts";
 import { generateTask } from "../src/data/tasks/index.ts";
-import { buildCharTokenizer, paddedVocabSize } from "../src/data/tokenizer.ts";
+import { buildCharTokenizer } from "../src/data/tokenizer.ts";
 import { namedParameters } from "../src/model/checkpoint.ts";
-import { type ModelConfig, presets } from "../src/model/config.ts";
+import type { ModelConfig } from "../src/model/config.ts";
 import { initModel } from "../src/model/model.ts";
 import { loadCheckpoint, saveCheckpoint } from "../src/node/checkpoint-io.ts";
 import { Rng } from "../src/tensor/random.ts";
@@ -29,6 +29,7 @@ import {
   trainLoop,
   trainStep,
 } from "../src/train/trainer.ts";
+import { tinyConfig as tinyModelConfig } from "./helpers.ts";
 
 const examples = generateTask("parity", {
   split: "train",
@@ -51,18 +52,7 @@ function parityData(count: number, seed: number, difficulties: number[]): TrainD
 }
 
 function tinyConfig(over: Partial<ModelConfig> = {}): ModelConfig {
-  return {
-    ...presets.tiny,
-    nEmbd: 32,
-    nHeads: 2,
-    intermediateSize: 64,
-    vocabSize: tok.vocabSize,
-    paddedVocabSize: paddedVocabSize(tok.vocabSize),
-    blockSize: 16,
-    meanRecurrence: 3,
-    meanBackpropDepth: 2,
-    ...over,
-  };
+  return tinyModelConfig(tok.vocabSize, { meanRecurrence: 3, meanBackpropDepth: 2, ...over });
 }
 
 const recipe: Recipe = { ...defaultRecipe, batchSize: 8, lr: 3e-3, supervisedDepths: 2 };

@@ -13,6 +13,7 @@ import {
   loadCheckpoint,
   recoverCheckpointDir,
 } from "../../src/node/checkpoint-io.ts";
+import { autoWorkers } from "../../src/node/data-parallel.ts";
 import { Rng } from "../../src/tensor/random.ts";
 import { backward } from "../../src/tensor/tensor.ts";
 import { type Recipe, defaultRecipe, validateRecipe } from "../../src/train/recipe.ts";
@@ -77,6 +78,8 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
   const window = "attention_window" in modelSettings ? null : chooseWindow(resolved, recipe, data);
   const config = withWindow(resolved, window, "block_size" in modelSettings, data.longest);
   checkFits(config, data);
+  const workers = recipe.workers === 0 ? autoWorkers(recipe.batchSize) : null;
+  if (workers !== null) recipe = { ...recipe, workers };
   const model = initModel(config, new Rng(s.seed));
   const totalSteps =
     s.maxSteps ??
@@ -85,6 +88,7 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
   describeRun(ui, model.config, recipe, totalSteps, s.maxSteps === null ? budget : null);
   if (depth !== null) describeDepth(ui, depth);
   if (window !== null) describeWindow(ui, window);
+  if (recipe.workers > 1) describeWorkers(ui, recipe, workers !== null);
   return { state, recipe, source: s.source, data, elapsedBefore: 0, budget };
 }
 
@@ -99,7 +103,8 @@ export function resumeRun(
   const ck = loadCheckpoint(from);
   if (resolve(from) !== dir)
     throw new CliError("loom train: --resume writes back to the same directory; drop --out");
-  const recipe: Recipe = { ...defaultRecipe, ...(ck.state.recipe as Partial<Recipe>) };
+  // runs saved before data parallelism ran on one thread: so does their rest
+  const recipe: Recipe = { ...defaultRecipe, workers: 1, ...(ck.state.recipe as Partial<Recipe>) };
   const source = ck.state.data as DataSource;
   const tok = CharTokenizer.fromJSON(ck.tokenizer);
   const data = loadData(source, tok, ck.model.config.blockSize);
@@ -225,6 +230,14 @@ function describeWindow(ui: ProgressBar, choice: WindowChoice): void {
     choice.window > 0
       ? `attention: a sliding window of ${choice.window} (${choice.reason}; --attention_window 0 for full attention)`
       : `attention: full (${choice.reason})`,
+  );
+}
+
+function describeWorkers(ui: ProgressBar, recipe: Recipe, auto: boolean): void {
+  const rows = Math.ceil(recipe.batchSize / recipe.workers);
+  ui.log(
+    `threads: ${recipe.workers}, each computing ${rows} of the batch's ${recipe.batchSize} ` +
+      `examples (data parallel${auto ? ", one per core; --workers 1 for one" : ""})`,
   );
 }
 

@@ -7,6 +7,7 @@ import { formatExamplesJsonl } from "../../src/data/jsonl.ts";
 import type { CharTokenizer } from "../../src/data/tokenizer.ts";
 import type { RavenModel } from "../../src/model/model.ts";
 import { saveCheckpoint, type TrainerStateJson } from "../../src/node/checkpoint-io.ts";
+import { startGradientWorkers } from "../../src/node/data-parallel.ts";
 import { trainLoop } from "../../src/train/trainer.ts";
 import { ProgressBar } from "../progress.ts";
 import { RunMonitor } from "./monitor.ts";
@@ -59,8 +60,11 @@ export async function runTraining(
     save,
   });
   const startStep = state.step;
+  const threads = run.recipe.workers;
+  const workers = threads > 1 ? await startGradientWorkers(state.model, threads) : null;
   try {
     await trainLoop(state, run.recipe, data.train, {
+      ...(workers !== null ? { gradient: workers.gradient } : {}),
       shouldStop: (st) => {
         if (sigint.interrupted()) return true;
         if (s.stopAfter !== null && st.step - startStep >= s.stopAfter) return true;
@@ -71,6 +75,7 @@ export async function runTraining(
       },
     });
   } finally {
+    await workers?.close();
     sigint.stop();
     ui.done();
   }

@@ -15,7 +15,8 @@ const buildErrorPath = fileURLToPath(new URL("../../native/build/error.txt", imp
 
 /** The addon's exports (native/addon.c): the kernels with their shapes spread into numbers. */
 interface Addon {
-  readonly threads: number;
+  threads(): number;
+  limitThreads(n: number): number;
   readonly isa: string; // the GEMM micro-kernel in use: "avx512" | "avx2" | "generic"
   gemm(
     c: Float32Array,
@@ -98,13 +99,18 @@ export interface NativeBackend extends Backend {
   readonly name: "native";
   /** The GEMM micro-kernel picked at load time: "avx512", "avx2" or "generic". */
   readonly isa: string;
+  /** Use at most n threads from now on (process-wide); returns the count now in use. */
+  limitThreads(n: number): number;
 }
 
 function wrap(addon: Addon): NativeBackend {
   return {
     name: "native",
-    threads: addon.threads,
+    get threads() {
+      return addon.threads();
+    },
     isa: addon.isa,
+    limitThreads: (n) => addon.limitThreads(n),
     gemm: (c, a, b, s) => {
       addon.gemm(c, a, b, s.m, s.n, s.k, s.transA, s.transB, s.accumulate);
     },
@@ -147,6 +153,14 @@ function attentionArgs(s: AttentionShape): AttentionArgs {
     s.keyMask ?? null,
     s.window ?? 0,
   ];
+}
+
+/**
+ * Lets native kernels use at most `n` threads from now on, process-wide (data-parallel training
+ * gives each JS thread a core of its own); a no-op when the addon is not loaded.
+ */
+export function limitNativeThreads(n: number): void {
+  if (loaded !== undefined && "backend" in loaded) loaded.backend.limitThreads(n);
 }
 
 let loaded: { backend: NativeBackend } | { error: string } | undefined;

@@ -80,6 +80,12 @@ export interface Recipe {
    * with known difficulties are unlocked easiest first, in equal stages; afterwards the full mix.
    */
   curriculum: number;
+  /**
+   * Threads computing each step, each on a slice of the batch (data parallel; the same gradient
+   * as one thread up to float rounding): 0 = as many as the cores loom may use, at most one per
+   * 8 examples of the batch. A run keeps the count it started with, so a resumed run repeats it.
+   */
+  workers: number;
 }
 
 export const defaultRecipe: Recipe = {
@@ -100,6 +106,7 @@ export const defaultRecipe: Recipe = {
   supervisedDepths: 4,
   seqLen: 0,
   curriculum: 0.8,
+  workers: 0,
 };
 
 /** The warm-up steps actually used for a run of `totalSteps`. */
@@ -173,6 +180,8 @@ export function validateRecipe(r: Recipe, source = "recipe"): void {
     bad("warmupSteps", "must be an integer >= 0");
   if (!Number.isInteger(r.seqLen) || r.seqLen < 0) bad("seqLen", "must be an integer >= 0");
   if (!(r.curriculum >= 0 && r.curriculum <= 1)) bad("curriculum", "must be in [0, 1]");
+  if (!Number.isInteger(r.workers) || r.workers < 0)
+    bad("workers", `must be an integer >= 0 (0 = one per core), got ${String(r.workers)}`);
   if (!(r.depthPerDifficulty > 0)) bad("depthPerDifficulty", "must be > 0");
   if (!["adamw", "adam-atan2"].includes(r.optimizer))
     bad("optimizer", `must be adamw or adam-atan2, got ${JSON.stringify(r.optimizer)}`);

@@ -376,46 +376,108 @@ export function stateInitAt(model: RavenModel, seed: number, step: number): Stat
   return mode === "zero" ? { mode } : { mode, rng: new Rng(mix(seed, STATE_SALT, step)) };
 }
 
-/** One optimizer step on `data`; advances `state` and returns what happened. */
-export function trainStep(state: TrainState, recipe: Recipe, data: TrainData): StepMetrics {
+/** What one optimizer step trains on, drawn by the thread that owns the state. */
+export interface StepPlan {
+  depth: DepthDraw;
+  batch: Batch;
+  lr: number;
+  /** Labelled positions of the batch: the loss is their mean. */
+  tokens: number;
+}
+
+/** A step's objective and final-depth loss; its gradient is in the parameters' `grad`. */
+export interface StepGradient {
+  objective: number;
+  finalLoss: number;
+}
+
+/**
+ * Computes the gradient of a planned step into `state.model`'s parameters: `localGradient` on
+ * this thread, or data parallel over worker threads (src/node/data-parallel.ts).
+ */
+export type GradientFn = (
+  state: TrainState,
+  recipe: Recipe,
+  plan: StepPlan,
+) => StepGradient | Promise<StepGradient>;
+
+/** The depth, batch and learning rate of the state's next step. */
+export function planTrainStep(state: TrainState, recipe: Recipe, data: TrainData): StepPlan {
   const { model, seed, step } = state;
-  const params = trainableParams(model);
   const { depth, batch } = planStep(model, recipe, data, seed, step, state.totalSteps);
-  const tokens = batch.labels.reduce((a, l) => a + (l >= 0 ? 1 : 0), 0);
-  const lr = lrAt(recipe, step, state.totalSteps);
-  for (const [, t] of namedParameters(model.params)) t.grad = null;
-  const { objective, finalLoss } = batchLoss(model, batch, {
+  return {
     depth,
-    supervisedDepths: recipe.supervisedDepths,
-    init: stateInitAt(model, seed, step),
-  });
-  const objectiveValue = objective.data[0];
-  backward(objective, { release: true }); // this step's activations serve the next one
-  const gradNorm =
-    recipe.gradClip > 0 ? clipGradNorm(params, recipe.gradClip) : clipGradNorm(params, Infinity);
-  const skipped = !Number.isFinite(gradNorm) || !Number.isFinite(objectiveValue);
-  if (!skipped) optimizerOf(recipe).step(params, state.opt, lr);
-  else state.opt.step += 1; // keep the optimizer's step count aligned with the run's
+    batch,
+    lr: lrAt(recipe, step, state.totalSteps),
+    tokens: labelledTokens(batch),
+  };
+}
+
+export function labelledTokens(batch: Batch): number {
+  return batch.labels.reduce((a, l) => a + (l >= 0 ? 1 : 0), 0);
+}
+
+/**
+ * The gradient of `batch`'s objective, left in the model's parameters' `grad` (cleared first);
+ * this step's activations go back to the pool for the next one.
+ */
+export function batchGradient(model: RavenModel, batch: Batch, o: LossOptions): StepGradient {
   for (const [, t] of namedParameters(model.params)) t.grad = null;
+  const { objective, finalLoss } = batchLoss(model, batch, o);
+  const objectiveValue = objective.data[0];
+  backward(objective, { release: true });
+  return { objective: objectiveValue, finalLoss };
+}
+
+/** The planned step's gradient, computed on this thread. */
+export function localGradient(state: TrainState, recipe: Recipe, plan: StepPlan): StepGradient {
+  return batchGradient(state.model, plan.batch, {
+    depth: plan.depth,
+    supervisedDepths: recipe.supervisedDepths,
+    init: stateInitAt(state.model, state.seed, state.step),
+  });
+}
+
+/** Clips the gradient in the parameters, updates them and advances `state`. */
+export function applyGradient(
+  state: TrainState,
+  recipe: Recipe,
+  plan: StepPlan,
+  g: StepGradient,
+): StepMetrics {
+  const params = trainableParams(state.model);
+  const gradNorm = clipGradNorm(params, recipe.gradClip > 0 ? recipe.gradClip : Infinity);
+  const skipped = !Number.isFinite(gradNorm) || !Number.isFinite(g.objective);
+  if (!skipped) optimizerOf(recipe).step(params, state.opt, plan.lr);
+  else state.opt.step += 1; // keep the optimizer's step count aligned with the run's
+  for (const [, t] of namedParameters(state.model.params)) t.grad = null;
   state.step += 1;
-  state.tokens += tokens;
+  state.tokens += plan.tokens;
   return {
     step: state.step,
-    loss: finalLoss,
-    objective: objectiveValue,
-    lr,
+    loss: g.finalLoss,
+    objective: g.objective,
+    lr: plan.lr,
     gradNorm,
-    noGradSteps: depth.noGradSteps,
-    gradSteps: depth.gradSteps,
-    tokens,
-    inputTokens: batch.batch * batch.seqLen,
+    noGradSteps: plan.depth.noGradSteps,
+    gradSteps: plan.depth.gradSteps,
+    tokens: plan.tokens,
+    inputTokens: plan.batch.batch * plan.batch.seqLen,
     skipped,
   };
+}
+
+/** One optimizer step on `data` on this thread; advances `state` and returns what happened. */
+export function trainStep(state: TrainState, recipe: Recipe, data: TrainData): StepMetrics {
+  const plan = planTrainStep(state, recipe, data);
+  return applyGradient(state, recipe, plan, localGradient(state, recipe, plan));
 }
 
 export interface LoopHooks {
   /** Checked before every step; true ends the loop (time budget, Ctrl-C, max steps). */
   shouldStop(state: TrainState): boolean;
+  /** How each step's gradient is computed (default: `localGradient`, on this thread). */
+  gradient?: GradientFn;
   onStep?(m: StepMetrics, state: TrainState): void | Promise<void>;
 }
 
@@ -430,8 +492,10 @@ export async function trainLoop(
   hooks: LoopHooks,
 ): Promise<number> {
   let taken = 0;
+  const gradient = hooks.gradient ?? localGradient;
   while (state.step < state.totalSteps && !hooks.shouldStop(state)) {
-    const m = trainStep(state, recipe, data);
+    const plan = planTrainStep(state, recipe, data);
+    const m = applyGradient(state, recipe, plan, await gradient(state, recipe, plan));
     taken++;
     await hooks.onStep?.(m, state);
     await new Promise((resolve) => setTimeout(resolve, 0));
