@@ -23,9 +23,12 @@ import {
   sliceBatch,
 } from "../train/data-parallel.ts";
 import type { DepthDraw } from "../train/depth-sampler.ts";
+import type { Recipe } from "../train/recipe.ts";
 import {
   type GradientFn,
   type StepGradient,
+  type StepPlan,
+  type TrainState,
   batchGradient,
   labelledTokens,
 } from "../train/trainer.ts";
@@ -95,38 +98,24 @@ export async function startGradientWorkers(
   const nativeThreads = backend().threads;
   limitNativeThreads(1);
   const gradient: GradientFn = async (state, recipe, plan) => {
-    const shards = shardRows(plan.batch.batch, threads);
-    const batches = shards.map((sh) => sliceBatch(plan.batch, sh));
-    const weights = batches.map((b) => (plan.tokens > 0 ? labelledTokens(b) / plan.tokens : 0));
-    packParameters(state.model, paramView);
-    const job = (s: number): WorkerJob => {
-      const init = shardStateInit(state.model, state.seed, state.step, plan.batch, shards[s]);
-      return {
-        batch: batches[s],
-        depth: plan.depth,
-        supervisedDepths: recipe.supervisedDepths,
-        init: init.mode === "given" ? init.state.data : null,
-      };
-    };
-    const pending = workers.slice(0, shards.length - 1).map((w, i) => {
-      return weights[i + 1] > 0 ? w.run(job(i + 1)) : Promise.resolve(null);
+    const { jobs, weights } = shardJobs(state, recipe, plan, threads);
+    packParameters(state.model, paramView); // the workers read this step's weights
+    const pending = jobs.slice(1).map((job, i) => {
+      return weights[i + 1] > 0 ? workers[i].run(job) : Promise.resolve(null);
     });
-    const own = weights[0] > 0 ? ownShard(state.model, job(0)) : zeroGradient(state.model);
-    const results = await Promise.all(pending);
-    const used = results.flatMap((r, i) => (r === null ? [] : [{ r, i: i + 1 }]));
+    const own = weights[0] > 0 ? jobGradient(state.model, jobs[0]) : zeroGradient(state.model);
+    const others = await Promise.all(pending);
+    const used = others.flatMap((g, i) => (g === null ? [] : [{ g, i }]));
     combineGradients(
       state.model,
       weights[0],
-      used.map(({ i }) => workers[i - 1].gradView),
-      used.map(({ i }) => weights[i]),
+      used.map(({ i }) => workers[i].gradView),
+      used.map(({ i }) => weights[i + 1]),
     );
-    let objective = weights[0] * own.objective;
-    let finalLoss = weights[0] * own.finalLoss;
-    for (const { r, i } of used) {
-      objective += weights[i] * r.objective;
-      finalLoss += weights[i] * r.finalLoss;
-    }
-    return { objective, finalLoss };
+    return {
+      objective: weights[0] * own.objective + sum(used, ({ g, i }) => weights[i + 1] * g.objective),
+      finalLoss: weights[0] * own.finalLoss + sum(used, ({ g, i }) => weights[i + 1] * g.finalLoss),
+    };
   };
   return {
     threads,
@@ -138,7 +127,28 @@ export async function startGradientWorkers(
   };
 }
 
-function ownShard(model: RavenModel, job: WorkerJob): StepGradient {
+/** The planned step cut into one job per thread, each weighted by its share of the tokens. */
+function shardJobs(
+  state: TrainState,
+  recipe: Recipe,
+  plan: StepPlan,
+  threads: number,
+): { jobs: WorkerJob[]; weights: number[] } {
+  const jobs = shardRows(plan.batch.batch, threads).map((shard): WorkerJob => {
+    const init = shardStateInit(state.model, state.seed, state.step, plan.batch, shard);
+    return {
+      batch: sliceBatch(plan.batch, shard),
+      depth: plan.depth,
+      supervisedDepths: recipe.supervisedDepths,
+      init: init.mode === "given" ? init.state.data : null,
+    };
+  });
+  const weights = jobs.map((j) => (plan.tokens > 0 ? labelledTokens(j.batch) / plan.tokens : 0));
+  return { jobs, weights };
+}
+
+/** The gradient of a job's shard, left in `model`'s parameters (this thread's or a worker's). */
+export function jobGradient(model: RavenModel, job: WorkerJob): StepGradient {
   const { batch, depth, supervisedDepths, init } = job;
   const shape = [batch.batch, batch.seqLen, model.config.nEmbd];
   return batchGradient(model, batch, {
@@ -151,6 +161,10 @@ function ownShard(model: RavenModel, job: WorkerJob): StepGradient {
 function zeroGradient(model: RavenModel): StepGradient {
   for (const [, t] of namedParameters(model.params)) t.grad = null;
   return { objective: 0, finalLoss: 0 };
+}
+
+function sum<T>(xs: readonly T[], f: (x: T) => number): number {
+  return xs.reduce((a, x) => a + f(x), 0);
 }
 
 /** One worker thread and its single outstanding job. */

@@ -8,10 +8,13 @@ import { useBackend } from "../backend/select.ts";
 import { jsBackend } from "../backend/js/index.ts";
 import { type RavenModel, initModel } from "../model/model.ts";
 import { Rng } from "../tensor/random.ts";
-import { tensor } from "../tensor/tensor.ts";
 import { packGradients, unpackParameters } from "../train/data-parallel.ts";
-import { batchGradient } from "../train/trainer.ts";
-import type { WorkerJob, WorkerReply, WorkerSetup } from "./data-parallel.ts";
+import {
+  type WorkerJob,
+  type WorkerReply,
+  type WorkerSetup,
+  jobGradient,
+} from "./data-parallel.ts";
 import { limitNativeThreads, loadNativeBackend } from "./native.ts";
 
 const port = parentPort;
@@ -30,13 +33,7 @@ port.postMessage({ kind: "ready" } satisfies WorkerReply);
 function run(m: RavenModel, job: WorkerJob): WorkerReply {
   try {
     unpackParameters(m, params);
-    const { batch, depth, supervisedDepths, init } = job;
-    const shape = [batch.batch, batch.seqLen, m.config.nEmbd];
-    const g = batchGradient(m, batch, {
-      depth,
-      supervisedDepths,
-      init: init === null ? { mode: "zero" } : { mode: "given", state: tensor(init, shape) },
-    });
+    const g = jobGradient(m, job);
     packGradients(m, grads);
     return { kind: "done", ...g };
   } catch (e) {
