@@ -22,7 +22,7 @@ if (port === null) throw new Error("train-worker.ts runs as a worker thread only
 const setup = workerData as WorkerSetup;
 useBackend(setup.backend === "native" ? nativeBackend() : jsBackend);
 limitNativeThreads(1);
-const model = initModel(setup.config, new Rng(0)); // the weights come with each job
+const model = initModel(setup.config, new Rng(0)); // its weights: read before each job
 const params = new Float32Array(setup.params);
 const grads = new Float32Array(setup.grads);
 port.on("message", (job: WorkerJob) => {

@@ -413,6 +413,7 @@ export function planTrainStep(state: TrainState, recipe: Recipe, data: TrainData
   };
 }
 
+/** The positions of `batch` that carry a label: the loss is their mean. */
 export function labelledTokens(batch: Batch): number {
   return batch.labels.reduce((a, l) => a + (l >= 0 ? 1 : 0), 0);
 }
