@@ -11,7 +11,7 @@ import { initModel, initializeState } from "../src/model/model.ts";
 import { startGradientWorkers } from "../src/node/data-parallel.ts";
 import { Rng } from "../src/tensor/random.ts";
 import { tensor } from "../src/tensor/tensor.ts";
-import { shardRows, shardStateInit, sliceBatch } from "../src/train/data-parallel.ts";
+import { shardRows, shardStateInits, sliceBatch } from "../src/train/data-parallel.ts";
 import { type Recipe, defaultRecipe } from "../src/train/recipe.ts";
 import {
   type TrainData,
@@ -67,7 +67,7 @@ test("shardRows: contiguous, covering, as even as can be, never empty", () => {
   assert.deepEqual(shardRows(5, 1), [{ start: 0, end: 5 }]);
 });
 
-test("shardStateInit: a shard of a random initial state is the whole batch's rows", () => {
+test("shardStateInits: a shard of a random initial state is the whole batch's rows", () => {
   const model = initModel(config({ stateInit: "like-init" }), new Rng(2));
   const state = createTrainState(model, recipe, 7, 10);
   const { batch } = planTrainStep(state, recipe, data);
@@ -77,15 +77,18 @@ test("shardStateInit: a shard of a random initial state is the whole batch's row
     tensor(new Float32Array(batch.batch * batch.seqLen * C), [batch.batch, batch.seqLen, C]),
     stateInitAt(model, 7, 0),
   );
-  const shard = shardRows(batch.batch, 3)[1];
-  const init = shardStateInit(model, 7, 0, batch, shard);
-  assert.equal(init.mode, "given");
+  const shards = shardRows(batch.batch, 3);
+  const inits = shardStateInits(model, 7, 0, batch, shards);
   const row = batch.seqLen * C;
-  assert.deepEqual(init.state.data, whole.data.slice(shard.start * row, shard.end * row));
-  assert.deepEqual(
-    sliceBatch(batch, shard).labels,
-    batch.labels.slice(shard.start * batch.seqLen, shard.end * batch.seqLen),
-  );
+  shards.forEach((shard, s) => {
+    const init = inits[s];
+    assert.equal(init.mode, "given");
+    assert.deepEqual(init.state.data, whole.data.slice(shard.start * row, shard.end * row));
+    assert.deepEqual(
+      sliceBatch(batch, shard).labels,
+      batch.labels.slice(shard.start * batch.seqLen, shard.end * batch.seqLen),
+    );
+  });
 });
 
 for (const stateInit of ["zero", "like-init"] as const) {

@@ -19,7 +19,7 @@ import {
   packParameters,
   parameterCount,
   shardRows,
-  shardStateInit,
+  shardStateInits,
   sliceBatch,
 } from "../train/data-parallel.ts";
 import type { DepthDraw } from "../train/depth-sampler.ts";
@@ -134,8 +134,10 @@ function shardJobs(
   plan: StepPlan,
   threads: number,
 ): { jobs: WorkerJob[]; weights: number[] } {
-  const jobs = shardRows(plan.batch.batch, threads).map((shard): WorkerJob => {
-    const init = shardStateInit(state.model, state.seed, state.step, plan.batch, shard);
+  const shards = shardRows(plan.batch.batch, threads);
+  const inits = shardStateInits(state.model, state.seed, state.step, plan.batch, shards);
+  const jobs = shards.map((shard, s): WorkerJob => {
+    const init = inits[s];
     return {
       batch: sliceBatch(plan.batch, shard),
       depth: plan.depth,

@@ -47,18 +47,18 @@ export function sliceBatch(batch: Batch, { start, end }: Shard): Batch {
 }
 
 /**
- * The initial state of a shard of step `step`: zero, or the shard's rows of the whole batch's
- * seeded random state (B, T, C), so the shard starts where those rows would.
+ * The initial state of each shard of step `step`: zero, or the shard's rows of the whole batch's
+ * seeded random state (B, T, C), drawn once, so each shard starts where those rows would.
  */
-export function shardStateInit(
+export function shardStateInits(
   model: RavenModel,
   seed: number,
   step: number,
   batch: Batch,
-  shard: Shard,
-): StateInitOption {
+  shards: readonly Shard[],
+): StateInitOption[] {
   const init = stateInitAt(model, seed, step);
-  if (init.mode === "zero") return init;
+  if (init.mode === "zero") return shards.map(() => init);
   const C = model.config.nEmbd;
   const shape = [batch.batch, batch.seqLen, C];
   const whole = initializeState(
@@ -67,8 +67,10 @@ export function shardStateInit(
     init,
   );
   const rowSize = batch.seqLen * C;
-  const rows = whole.data.slice(shard.start * rowSize, shard.end * rowSize);
-  return { mode: "given", state: tensor(rows, [shard.end - shard.start, batch.seqLen, C]) };
+  return shards.map(({ start, end }) => ({
+    mode: "given",
+    state: tensor(whole.data.slice(start * rowSize, end * rowSize), [end - start, batch.seqLen, C]),
+  }));
 }
 
 /** Values in all of the model's parameters together (the length of a flat copy). */
