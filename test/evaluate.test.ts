@@ -1,11 +1,18 @@
-// Test-time-scaling evaluation: result rows, exits, batching invariance, the table.
+// Test-time-scaling evaluation: result rows, exits, batching and thread invariance, the table.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Example } from "../src/data/example.ts";
 import { buildCharTokenizer } from "../src/data/tokenizer.ts";
-import { initModel } from "../src/model/model.ts";
+import { type RavenModel, initModel } from "../src/model/model.ts";
 import { Rng } from "../src/tensor/random.ts";
-import { evaluate, evaluateAt, formatTable, summarize } from "../src/train/evaluate.ts";
+import {
+  decodeJob,
+  evaluate,
+  formatTable,
+  planDecodeJobs,
+  summarize,
+} from "../src/train/evaluate.ts";
+import { evaluateOnThreads } from "../src/node/parallel-eval.ts";
 import { tinyConfig } from "./helpers.ts";
 
 const examples: Example[] = [
@@ -54,11 +61,40 @@ test("exit criteria: a huge threshold exits after one step, zero never exits", (
   assert.ok(never.every((x) => x.meanSteps === 4));
 });
 
-test("results do not depend on the batch size (deterministic state)", () => {
-  const model = initModel(config, new Rng(4));
-  const a = evaluateAt(model, tok, examples, 2, { batchSize: 1 });
-  const b = evaluateAt(model, tok, examples, 2, { batchSize: 64 });
-  assert.deepEqual(a, b);
+/** Each example's decoded answer ids at r = 2, batching as `batchSize` says. */
+function decodedIds(model: RavenModel, batchSize: number, seed: number): number[][] {
+  const jobs = planDecodeJobs(tok, examples, [2], batchSize);
+  const ids: number[][] = [];
+  for (const job of jobs) {
+    decodeJob(model, job, { seed }).forEach((row, k) => (ids[job.rows[k]] = row.ids));
+  }
+  return ids;
+}
+
+test("an example's answer depends on its own initial state only, not on its batch", () => {
+  const model = initModel(tinyConfig(tok.vocabSize, { stateInit: "like-init" }), new Rng(4));
+  const alone = decodedIds(model, 1, 0);
+  assert.deepEqual(decodedIds(model, 64, 0), alone);
+  assert.notDeepEqual(decodedIds(model, 64, 1), alone, "the state is random: seeds differ");
+});
+
+test("evaluation on worker threads gives the rows of one thread", async () => {
+  const model = initModel(tinyConfig(tok.vocabSize, { stateInit: "like-init" }), new Rng(5));
+  const o = { steps: [1, 3], batchSize: 1, seed: 2 };
+  const one = evaluate(model, tok, examples, o);
+  const done: number[] = [];
+  const two = await evaluateOnThreads(
+    model,
+    tok,
+    examples,
+    { ...o, onProgress: (job) => done.push(job.rows.length * job.r) },
+    2,
+  );
+  assert.deepEqual(two, one);
+  assert.equal(
+    done.reduce((a, b) => a + b, 0),
+    examples.length * (1 + 3),
+  );
 });
 
 test("summarize scores exact matches per difficulty", () => {

@@ -99,12 +99,13 @@ export const demoCommand: Command = {
     ui.log(
       `evaluating ${examples.length} held-out examples (difficulties ${difficulties[0]}-${difficulties[difficulties.length - 1]}) at r = ${steps.join(", ")}`,
     );
-    const rows = runEval(res.model, res.tokenizer, examples, steps, {
+    const rows = await runEval(res.model, res.tokenizer, examples, steps, {
       exit: "none",
       threshold: 0,
       batchSize: 64,
       seed: 0,
       quiet: false,
+      workers: 0,
     });
     const table = formatTable(rows);
     console.log(table);

@@ -14,7 +14,9 @@ import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import type { RavenModel } from "../../src/model/model.ts";
 import { loadModel } from "../../src/node/model-io.ts";
 import { writePng, type VegaLiteSpec } from "../../src/node/plot.ts";
-import { type EvalRow, evaluate, formatTable } from "../../src/train/evaluate.ts";
+import { evaluateOnThreads } from "../../src/node/parallel-eval.ts";
+import { usableCores } from "../../src/node/data-parallel.ts";
+import { type EvalOptions, type EvalRow, formatTable } from "../../src/train/evaluate.ts";
 import { CliError, type Flags, list, need, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ProgressBar } from "../progress.ts";
@@ -50,6 +52,10 @@ export const evalCommand: Command = {
     limit: { type: "int", help: "use only the first N examples" },
     "batch-size": { type: "int", help: "rows per forward", default: 64 },
     seed: { type: "int", help: "seed of the random initial states", default: 0 },
+    workers: {
+      type: "int",
+      help: "threads decoding batches side by side (default: one per core, LOOM_THREADS)",
+    },
     quiet: { type: "boolean", help: "no progress bar" },
   },
   async run({ flags }) {
@@ -63,12 +69,13 @@ export const evalCommand: Command = {
     if (steps.some((r) => r < 1)) throw new CliError("loom eval: --steps must be >= 1");
     const exit = (str(flags, "exit") ?? "none") as ExitName;
     const threshold = num(flags, "exit-threshold") ?? defaultThreshold(exit);
-    const rows = runEval(model, tok, examples, steps, {
+    const rows = await runEval(model, tok, examples, steps, {
       exit,
       threshold,
       batchSize: num(flags, "batch-size") ?? 64,
       seed: num(flags, "seed") ?? 0,
       quiet: flags.quiet === true,
+      workers: num(flags, "workers") ?? 0,
     });
     console.log(formatTable(rows));
     const json = str(flags, "json");
@@ -79,32 +86,36 @@ export const evalCommand: Command = {
   },
 };
 
-export function runEval(
+export async function runEval(
   model: RavenModel,
   tok: CharTokenizer,
   examples: readonly Example[],
   steps: readonly number[],
-  o: { exit: ExitName; threshold: number; batchSize: number; seed: number; quiet: boolean },
-): EvalRow[] {
+  o: {
+    exit: ExitName;
+    threshold: number;
+    batchSize: number;
+    seed: number;
+    quiet: boolean;
+    workers: number;
+  },
+): Promise<EvalRow[]> {
   const ui = new ProgressBar({ quiet: o.quiet });
   const total = steps.reduce((a, r) => a + r, 0) * examples.length;
-  let doneBefore = 0;
-  const rows: EvalRow[] = [];
-  for (const r of steps) {
-    rows.push(
-      ...evaluate(model, tok, examples, {
-        steps: [r],
-        exit: o.exit,
-        exitThreshold: o.threshold,
-        batchSize: o.batchSize,
-        seed: o.seed,
-        onProgress: (_r, done) => {
-          ui.update((doneBefore + r * done) / total, `r=${r}: ${done}/${examples.length} examples`);
-        },
-      }),
-    );
-    doneBefore += r * examples.length;
-  }
+  let done = 0;
+  const options: EvalOptions = {
+    steps,
+    exit: o.exit,
+    exitThreshold: o.threshold,
+    batchSize: o.batchSize,
+    seed: o.seed,
+    onProgress: (job) => {
+      done += job.r * job.rows.length;
+      ui.update(done / total, `${job.rows.length} examples at r=${job.r} done`);
+    },
+  };
+  const threads = o.workers > 0 ? o.workers : usableCores();
+  const rows = await evaluateOnThreads(model, tok, examples, options, threads);
   ui.done();
   return rows;
 }

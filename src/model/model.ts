@@ -39,10 +39,13 @@ export function initModel(config: ModelConfig, rng: Rng): RavenModel {
 export type NumSteps = number | { noGrad: number; withGrad: number };
 
 /** How s_0 is chosen: a config mode (drawn with rng), or a given (B, T, C) tensor. */
-export type StateInitOption =
-  | { mode: "like-init" | "normal"; rng: Rng; scale?: number }
-  | { mode: "zero" }
-  | { mode: "given"; state: Tensor };
+export type StateInitOption = RandomStateInit | { mode: "zero" } | { mode: "given"; state: Tensor };
+
+export interface RandomStateInit {
+  mode: "like-init" | "normal";
+  rng: Rng;
+  scale?: number;
+}
 
 /** The prelude: scaled embedding, then the prelude blocks (KV slots 0 … nPrelude-1). */
 export function embedInputs(m: RavenModel, ids: Int32Array, ctx: ForwardContext): Tensor {
@@ -60,7 +63,6 @@ export function embedInputs(m: RavenModel, ids: Int32Array, ctx: ForwardContext)
  * truncation; "zero": zeros.
  */
 export function initializeState(m: RavenModel, e: Tensor, init: StateInitOption): Tensor {
-  const { std, embedScale } = initValues(m.config);
   switch (init.mode) {
     case "zero":
       return tensor(new Float32Array(e.size), e.shape);
@@ -73,15 +75,21 @@ export function initializeState(m: RavenModel, e: Tensor, init: StateInitOption)
       return tensor(init.state.data.slice(), e.shape);
     case "like-init":
     case "normal": {
-      const s = std * (init.scale ?? 1);
       const data = new Float32Array(e.size);
-      if (s > 0 && init.mode === "like-init") init.rng.fillTruncNormal(data, s, 3, embedScale);
-      if (s > 0 && init.mode === "normal") init.rng.fillNormal(data, 0, s * embedScale);
+      fillRandomState(m.config, init, data);
       return tensor(data, e.shape);
     }
     default:
       return init satisfies never;
   }
+}
+
+/** A random initial state, as `initializeState` draws it, into `out` (any whole number of rows). */
+export function fillRandomState(c: ModelConfig, init: RandomStateInit, out: Float32Array): void {
+  const { std, embedScale } = initValues(c);
+  const s = std * (init.scale ?? 1);
+  if (s > 0 && init.mode === "like-init") init.rng.fillTruncNormal(out, s, 3, embedScale);
+  if (s > 0 && init.mode === "normal") init.rng.fillNormal(out, 0, s * embedScale);
 }
 
 /** One recurrence: inject e through the adapter, then the core blocks. `step` is 0-based. */

@@ -134,6 +134,11 @@ export class Rng {
   }
 }
 
+/** A seed for stream `n` of `salt` under `seed`: distinct (seed, salt, n) give unrelated streams. */
+export function mixSeed(seed: number, salt: number, n: number): number {
+  return (Math.imul((seed ^ salt) >>> 0, 0x9e3779b1) + Math.imul(n, 0x85ebca6b)) >>> 0;
+}
+
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }

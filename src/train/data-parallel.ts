@@ -14,7 +14,8 @@ import type { Batch } from "../data/batches.ts";
 import { namedParameters } from "../model/checkpoint.ts";
 import { type RavenModel, type StateInitOption, initializeState } from "../model/model.ts";
 import { tensor } from "../tensor/tensor.ts";
-import { stateInitAt } from "./trainer.ts";
+import type { DepthDraw } from "./depth-sampler.ts";
+import { type StepGradient, batchGradient, stateInitAt } from "./trainer.ts";
 
 /** Rows [start, end) of a batch. */
 export interface Shard {
@@ -71,6 +72,25 @@ export function shardStateInits(
     mode: "given",
     state: tensor(whole.data.slice(start * rowSize, end * rowSize), [end - start, batch.seqLen, C]),
   }));
+}
+
+/** One shard's work. `init` is the shard's initial state (B_s, T, C), null for zeros. */
+export interface GradientJob {
+  batch: Batch;
+  depth: DepthDraw;
+  supervisedDepths: number;
+  init: Float32Array | null;
+}
+
+/** The gradient of a job's shard, left in `model`'s parameters (this thread's or a worker's). */
+export function jobGradient(model: RavenModel, job: GradientJob): StepGradient {
+  const { batch, depth, supervisedDepths, init } = job;
+  const shape = [batch.batch, batch.seqLen, model.config.nEmbd];
+  return batchGradient(model, batch, {
+    depth,
+    supervisedDepths,
+    init: init === null ? { mode: "zero" } : { mode: "given", state: tensor(init, shape) },
+  });
 }
 
 /** Values in all of the model's parameters together (the length of a flat copy). */

@@ -3,39 +3,46 @@
  * recurrences r (or with a per-token exit criterion capped at r), scored by exact match, reported
  * per (r, difficulty) and for all examples together.
  *
- * Decoding runs the whole prefix through the model for every new token (answers are short),
- * batching examples whose prompts have the same length. A row stops as soon as it emits <eos>, or
- * as soon as its output can no longer match the answer (exact match is already lost, so the rest
- * of its decoding cannot change the score).
+ * The work is a list of independent jobs, one per (r, batch of examples whose prompts have the
+ * same length), which one thread runs in order (`evaluate`) or worker threads share
+ * (src/node/parallel-eval.ts) with the same result: each example draws its random initial states
+ * from a generator of its own. Decoding runs the whole prefix through the model for every new
+ * token (answers are short). A row stops as soon as it emits <eos>, or as soon as its output can
+ * no longer match the answer (exact match is already lost, so the rest of its decoding cannot
+ * change the score).
  */
 import { type Example, encodePrompt } from "../data/example.ts";
 import { type CharTokenizer, EOS_ID } from "../data/tokenizer.ts";
 import type { ForwardContext } from "../model/layers.ts";
 import {
   type RavenModel,
-  type StateInitOption,
   embedInputs,
+  fillRandomState,
   initializeState,
   iterateOneStep,
   predictFromLatents,
 } from "../model/model.ts";
 import { type ExitName, makeExitCriterion } from "../generate/exit.ts";
 import { lastPositionLogits } from "../generate/generate.ts";
-import { Rng } from "../tensor/random.ts";
-import { type Tensor, noGrad } from "../tensor/tensor.ts";
+import { Rng, mixSeed } from "../tensor/random.ts";
+import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
 import { fastBlockFor } from "../model/fast-block.ts";
 
-export interface EvalOptions {
+export interface EvalOptions extends DecodeOptions {
   /** Recurrence counts to evaluate (the cap when an exit criterion is set). */
   steps: readonly number[];
-  exit?: ExitName;
-  exitThreshold?: number;
   /** Rows per forward (default 64). */
   batchSize?: number;
+  /** Called after each decoded batch. */
+  onProgress?: (job: DecodeJob) => void;
+}
+
+/** How a batch is decoded: the exit criterion and the seed of the random initial states. */
+export interface DecodeOptions {
+  exit?: ExitName | undefined;
+  exitThreshold?: number | undefined;
   /** Seed of the random initial states (when the config's state_init is random). */
-  seed?: number;
-  /** Called after each (r, batch) with the examples done so far at this r. */
-  onProgress?: (r: number, done: number, total: number) => void;
+  seed?: number | undefined;
 }
 
 /** One row of the results: `difficulty` null = every example together. */
@@ -57,6 +64,25 @@ export interface ExampleResult {
 }
 
 /**
+ * A batch to decode at r recurrences: examples `rows` (indices into the evaluated list), whose
+ * prompts all have the same length. Jobs are independent: any thread may decode any of them.
+ */
+export interface DecodeJob {
+  r: number;
+  rows: number[];
+  prompts: number[][];
+  answers: number[][];
+}
+
+/** A decoded row: its answer ids (without <eos>), exact match, steps used over its tokens. */
+export interface DecodedRow {
+  correct: boolean;
+  ids: number[];
+  stepsUsed: number;
+  tokens: number;
+}
+
+/**
  * Accuracy vs r: for each r of `o.steps`, one row per difficulty (when the examples have one) and
  * one row with difficulty null over all examples.
  */
@@ -66,75 +92,87 @@ export function evaluate(
   examples: readonly Example[],
   o: EvalOptions,
 ): EvalRow[] {
-  const rows: EvalRow[] = [];
-  for (const r of o.steps) {
-    const results = evaluateAt(model, tok, examples, r, o);
-    rows.push(...summarize(examples, results, r));
-  }
-  return rows;
+  const jobs = planDecodeJobs(tok, examples, o.steps, o.batchSize ?? 64);
+  const decoded = jobs.map((job) => {
+    const rows = decodeJob(model, job, o);
+    o.onProgress?.(job);
+    return rows;
+  });
+  return collectResults(tok, examples, o.steps, jobs, decoded);
 }
 
-/** Per-example results at r recurrences. */
-export function evaluateAt(
-  model: RavenModel,
+/**
+ * The batches of an evaluation: for each r, the examples grouped by prompt length (shortest
+ * first), `batchSize` rows at most per batch.
+ */
+export function planDecodeJobs(
   tok: CharTokenizer,
   examples: readonly Example[],
-  r: number,
-  o: Omit<EvalOptions, "steps">,
-): ExampleResult[] {
-  if (!Number.isInteger(r) || r < 1) throw new RangeError(`evaluate: steps must be >= 1, got ${r}`);
-  const out: ExampleResult[] = new Array<ExampleResult>(examples.length);
-  const rng = new Rng(o.seed ?? 0);
-  const groups = new Map<number, number[]>();
+  steps: readonly number[],
+  batchSize: number,
+): DecodeJob[] {
   const prompts = examples.map((ex) => encodePrompt(tok, ex.prompt));
+  const answers = examples.map((ex) => tok.encode(ex.answer));
+  const groups = new Map<number, number[]>();
   prompts.forEach((p, i) => {
     const g = groups.get(p.length) ?? [];
     g.push(i);
     groups.set(p.length, g);
   });
-  const bs = o.batchSize ?? 64;
-  let done = 0;
-  for (const [, members] of [...groups].sort((a, b) => a[0] - b[0])) {
-    for (let start = 0; start < members.length; start += bs) {
-      const idx = members.slice(start, start + bs);
-      const answers = idx.map((i) => tok.encode(examples[i].answer));
-      const res = decodeBatch(
-        model,
-        idx.map((i) => prompts[i]),
-        answers,
-        r,
-        o,
-        rng,
-      );
-      idx.forEach((i, j) => {
-        out[i] = { ...res[j], prediction: tok.decode(res[j].ids) };
-      });
-      done += idx.length;
-      o.onProgress?.(r, done, examples.length);
+  const batches = [...groups]
+    .sort((a, b) => a[0] - b[0])
+    .flatMap(([, members]) => chunks(members, batchSize));
+  return steps.flatMap((r) => {
+    if (!Number.isInteger(r) || r < 1) {
+      throw new RangeError(`evaluate: steps must be >= 1, got ${r}`);
     }
-  }
+    return batches.map((rows) => ({
+      r,
+      rows,
+      prompts: rows.map((i) => prompts[i]),
+      answers: rows.map((i) => answers[i]),
+    }));
+  });
+}
+
+/** The rows of every r, from the decoded jobs (in `jobs` order). */
+export function collectResults(
+  tok: CharTokenizer,
+  examples: readonly Example[],
+  steps: readonly number[],
+  jobs: readonly DecodeJob[],
+  decoded: readonly DecodedRow[][],
+): EvalRow[] {
+  return steps.flatMap((r) => {
+    const results = new Array<ExampleResult>(examples.length);
+    jobs.forEach((job, j) => {
+      if (job.r !== r) return;
+      job.rows.forEach((i, k) => {
+        const { ids, ...rest } = decoded[j][k];
+        results[i] = { ...rest, prediction: tok.decode(ids) };
+      });
+    });
+    return summarize(examples, results, r);
+  });
+}
+
+function chunks<T>(xs: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
   return out;
 }
 
-interface RowResult {
-  correct: boolean;
-  ids: number[];
-  stepsUsed: number;
-  tokens: number;
-}
-
-/** Greedy decoding of a batch of equal-length prompts at r recurrences. */
-function decodeBatch(
-  model: RavenModel,
-  prompts: number[][],
-  answers: number[][],
-  r: number,
-  o: Omit<EvalOptions, "steps">,
-  rng: Rng,
-): RowResult[] {
+/**
+ * Greedy decoding of one job. Each row draws its initial states from a generator of its own,
+ * seeded by (seed, r, example index), so its answer depends neither on the batch it is in nor
+ * on the thread that decodes it.
+ */
+export function decodeJob(model: RavenModel, job: DecodeJob, o: DecodeOptions): DecodedRow[] {
+  const { r, prompts, answers } = job;
   const B = prompts.length;
   const V = model.config.vocabSize;
-  const rows: RowResult[] = prompts.map(() => ({
+  const rngs = job.rows.map((i) => new Rng(mixSeed(mixSeed(o.seed ?? 0, EVAL_SALT, r), 0, i)));
+  const rows: DecodedRow[] = prompts.map(() => ({
     correct: false,
     ids: [],
     stepsUsed: 0,
@@ -147,7 +185,7 @@ function decodeBatch(
     const T = seqs[0].length;
     if (T > model.config.blockSize) break;
     const ids = Int32Array.from(seqs.flat());
-    const { logits, stepsUsed } = runWithExit(model, ids, B, T, r, o, rng);
+    const { logits, stepsUsed } = runWithExit(model, ids, B, T, r, o, rngs);
     const Vp = logits.shape[2];
     for (let b = 0; b < B; b++) {
       if (!active[b]) continue;
@@ -173,6 +211,20 @@ function decodeBatch(
   return rows;
 }
 
+const EVAL_SALT = 0x9b05688c;
+
+/** The initial state of a (B, T) forward: zeros, or row b drawn from `rngs[b]`. */
+function initialState(model: RavenModel, e: Tensor, rngs: readonly Rng[]): Tensor {
+  const mode = model.config.stateInit;
+  if (mode === "zero") return initializeState(model, e, { mode });
+  const data = new Float32Array(e.size);
+  const rowSize = e.size / rngs.length;
+  rngs.forEach((rng, b) => {
+    fillRandomState(model.config, { mode, rng }, data.subarray(b * rowSize, (b + 1) * rowSize));
+  });
+  return tensor(data, e.shape);
+}
+
 /**
  * One forward of (B, T) ids with up to r recurrences. Without an exit criterion every row runs r
  * steps; with one, a row whose criterion (on its last position) falls below the threshold keeps
@@ -184,8 +236,8 @@ function runWithExit(
   B: number,
   T: number,
   r: number,
-  o: Omit<EvalOptions, "steps">,
-  rng: Rng,
+  o: DecodeOptions,
+  rngs: readonly Rng[],
 ): { logits: Tensor; stepsUsed: number[] } {
   return noGrad(() => {
     const ctx: ForwardContext = {
@@ -195,9 +247,7 @@ function runWithExit(
       fastBlock: fastBlockFor(model), // the same values as the Tensor blocks, on reused buffers
     };
     const e = embedInputs(model, ids, ctx);
-    const mode = model.config.stateInit;
-    const init: StateInitOption = mode === "zero" ? { mode } : { mode, rng };
-    let s = initializeState(model, e, init);
+    let s = initialState(model, e, rngs);
     const crit = makeExitCriterion(o.exit ?? "none", o.exitThreshold);
     if (crit.name === "none") {
       for (let t = 0; t < r; t++) s = iterateOneStep(model, s, e, t, ctx);

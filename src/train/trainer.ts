@@ -23,7 +23,7 @@ import {
   predictFromLatents,
 } from "../model/model.ts";
 import { add, crossEntropy, scale } from "../tensor/ops.ts";
-import { Rng } from "../tensor/random.ts";
+import { Rng, mixSeed } from "../tensor/random.ts";
 import { type Tensor, backward, noGrad } from "../tensor/tensor.ts";
 import type { DepthDraw } from "./depth-sampler.ts";
 import {
@@ -146,10 +146,6 @@ const BATCH_SALT = 0x6a09e667;
 const STATE_SALT = 0x3c6ef372;
 const LEVEL_SALT = 0x510e527f;
 
-function mix(seed: number, salt: number, n: number): number {
-  return (Math.imul((seed ^ salt) >>> 0, 0x9e3779b1) + Math.imul(n, 0x85ebca6b)) >>> 0;
-}
-
 const permCache = new Map<string, number[]>();
 
 /** Example indices of step `step`: epochs of a seeded permutation, a pure function of step. */
@@ -164,7 +160,7 @@ export function batchIndices(n: number, batchSize: number, seed: number, step: n
       if (permCache.size > 4) permCache.clear();
       perm = shuffleInPlace(
         Array.from({ length: n }, (_, j) => j),
-        new Rng(mix(seed, BATCH_SALT, epoch)),
+        new Rng(mixSeed(seed, BATCH_SALT, epoch)),
       );
       permCache.set(key, perm);
     }
@@ -255,7 +251,7 @@ export function levelAt(
   const ceiling = ceilingAt(data, recipe, step, totalSteps);
   const levels = levelsOf(data).filter((d) => d <= ceiling);
   if (levels.length === 0) return undefined;
-  return levels[new Rng(mix(seed, LEVEL_SALT, step)).int(levels.length)];
+  return levels[new Rng(mixSeed(seed, LEVEL_SALT, step)).int(levels.length)];
 }
 
 /**
@@ -276,7 +272,7 @@ export function batchAt(
       data.tokens,
       data.seqLen,
       recipe.batchSize,
-      new Rng(mix(seed, BATCH_SALT, step)),
+      new Rng(mixSeed(seed, BATCH_SALT, step)),
     );
   }
   const n = data.encoded.length;
@@ -373,7 +369,7 @@ export function batchLoss(
 /** The initial-state option of step `step` (the config's state_init, seeded per step). */
 export function stateInitAt(model: RavenModel, seed: number, step: number): StateInitOption {
   const mode = model.config.stateInit;
-  return mode === "zero" ? { mode } : { mode, rng: new Rng(mix(seed, STATE_SALT, step)) };
+  return mode === "zero" ? { mode } : { mode, rng: new Rng(mixSeed(seed, STATE_SALT, step)) };
 }
 
 /** What one optimizer step trains on, drawn by the thread that owns the state. */
