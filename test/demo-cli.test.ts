@@ -32,8 +32,12 @@ test("loom demo writes its report, and `loom eval` on its test.jsonl reproduces 
   for (const f of ["README.md", "accuracy-vs-r.png", "results.json", "test.jsonl", "model"]) {
     assert.ok(existsSync(join(out, f)), f);
   }
-  const config = readFileSync(join(out, "model", "config.json"), "utf8");
-  assert.ok(!config.includes("attention_window"), "the demo trains full attention");
+  const config = JSON.parse(readFileSync(join(out, "model", "config.json"), "utf8")) as {
+    attention_window?: number;
+  };
+  assert.equal(config.attention_window, 2, "the demo trains the windowed (scanning) model");
+  const trainer = readFileSync(join(out, "model", "trainer-state.json"), "utf8");
+  assert.equal((JSON.parse(trainer) as { recipe: { lr: number } }).recipe.lr, 0.001);
   const shown = rows(join(out, "results.json"));
   assert.equal(shown.length, 2 * (17 + 1), "r = 1, 3 × (lengths 4-20 and all)");
   assert.ok(demo.stdout.includes(" all"), "the table is printed");

@@ -21,18 +21,20 @@ import { DEFAULT_TASK_COUNT } from "../train/settings.ts";
 import { accuracyPlot, runEval } from "./eval.ts";
 
 /**
- * Parity: in 4 minutes on a 2-core machine the model gets 4-6 bits right in one pass and 7-10
- * bits (56-81% at r = 1) only with more iterations (100% from r = 2-8). Swaps, the clearer
- * state-tracking story, needs ~10 minutes to leave chance (bench/recipe-notes.md, session 5).
+ * Parity with a sliding attention window of 2 (the task's default): the model must scan the
+ * bits one per iteration, so r = 1 stays at chance beyond 5 bits while r = 16 gets 4-20 bits
+ * right, and r = 64 strings of 24-48 bits, far longer than the 4-10 it trained on. In 4 minutes
+ * it finds the scan on one thread or two (~2,900-5,200 steps; bench/recipe-notes.md, sessions
+ * 15-16).
  */
 const DEMO_TASK = "parity";
 
 /**
- * The demo trains with full attention: the windowed parity model of `loom train --task parity`
- * extrapolates to 48 bits but needs ~10 minutes to find its scan, and stays at chance after 4
- * (bench/recipe-notes.md, session 6).
+ * Half the task's peak learning rate: a 4-minute run compresses the curriculum, and at lr 0.002
+ * one seed in two found the scan, then diverged on the longer strings and collapsed to one
+ * answer; at 0.001 no seed tried did (bench/recipe-notes.md, sessions 15-16).
  */
-const DEMO_OVERRIDES = { attention_window: 0 };
+const DEMO_OVERRIDES = { lr: 0.001 };
 
 export const demoCommand: Command = {
   name: "demo",
