@@ -41,6 +41,11 @@ test("loom demo writes its report, and `loom eval` on its test.jsonl reproduces 
   const shown = rows(join(out, "results.json"));
   assert.equal(shown.length, 2 * (17 + 1), "r = 1, 3 × (lengths 4-20 and all)");
   assert.ok(demo.stdout.includes(" all"), "the table is printed");
+  assert.match(
+    demo.stdout + demo.stderr,
+    /note: this machine trained \d+ steps in 4s; .* --time-budget 8s\)/,
+    "a run too short to find the scan says so",
+  );
 
   const readme = readFileSync(join(out, "README.md"), "utf8");
   const command = /Reproduce: `loom (eval [^`]+)`/.exec(readme);
