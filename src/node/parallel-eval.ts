@@ -16,7 +16,7 @@ import {
   evaluate,
   planDecodeJobs,
 } from "../train/evaluate.ts";
-import { ModelWorkers } from "./model-workers.ts";
+import { ModelWorkers, type WorkerHandle } from "./model-workers.ts";
 
 /** `evaluate` on `threads` worker threads (on this thread when threads is 1). */
 export async function evaluateOnThreads(
@@ -36,7 +36,7 @@ export async function evaluateOnThreads(
   try {
     pool.shareWeights(model);
     let next = 0;
-    const drain = async (worker: (typeof pool.workers)[number]) => {
+    const drain = async (worker: WorkerHandle) => {
       for (let k = next++; k < order.length; k = next++) {
         const job = jobs[order[k]];
         decoded[order[k]] = await worker.decode(job, options);
