@@ -106,6 +106,23 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
       "steps",
     ]);
   }
+  const evalArgs = [
+    "--model",
+    a,
+    "--data",
+    join(a, "test.jsonl"),
+    "--steps",
+    "1,2",
+    "--limit",
+    "8",
+  ];
+  const oneJson = join(dir, "eval-one-thread.json");
+  r = loom("eval", ...evalArgs, "--workers", "1", "--json", oneJson, "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(oneJson, "utf8")), out, "one thread, the same rows");
+  r = loom("eval", ...evalArgs, "--workers", "0");
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--workers must be >= 1, got 0/);
 });
 
 test("--workers 2: a data-parallel run resumes bit for bit and trains what one thread trains", () => {

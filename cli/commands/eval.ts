@@ -67,6 +67,10 @@ export const evalCommand: Command = {
     warnTooLong(examples, tok, model.config.blockSize);
     const steps = list(flags, "steps") ?? [1, 2, 4, 8, 16, 32];
     if (steps.some((r) => r < 1)) throw new CliError("loom eval: --steps must be >= 1");
+    const workers = num(flags, "workers");
+    if (workers !== undefined && workers < 1) {
+      throw new CliError(`loom eval: --workers must be >= 1, got ${workers}`);
+    }
     const exit = (str(flags, "exit") ?? "none") as ExitName;
     const threshold = num(flags, "exit-threshold") ?? defaultThreshold(exit);
     const rows = await runEval(model, tok, examples, steps, {
@@ -75,7 +79,7 @@ export const evalCommand: Command = {
       batchSize: num(flags, "batch-size") ?? 64,
       seed: num(flags, "seed") ?? 0,
       quiet: flags.quiet === true,
-      workers: num(flags, "workers") ?? 0,
+      workers: workers ?? 0,
     });
     console.log(formatTable(rows));
     const json = str(flags, "json");
