@@ -15,7 +15,7 @@ import type { RavenModel } from "../../src/model/model.ts";
 import { loadModel } from "../../src/node/model-io.ts";
 import { writePng, type VegaLiteSpec } from "../../src/node/plot.ts";
 import { evaluateOnThreads } from "../../src/node/parallel-eval.ts";
-import { usableCores } from "../../src/node/data-parallel.ts";
+import { usableCores } from "../../src/node/model-workers.ts";
 import { type EvalOptions, type EvalRow, formatTable } from "../../src/train/evaluate.ts";
 import { CliError, type Flags, list, need, num, str } from "../args.ts";
 import type { Command } from "../command.ts";

@@ -6,7 +6,6 @@
  * computes shard 0 itself, and averages the gradients (the arithmetic: src/train/data-parallel.ts);
  * the optimizer then updates the weights here only.
  */
-import { availableParallelism } from "node:os";
 import { namedParameters } from "../model/checkpoint.ts";
 import type { RavenModel } from "../model/model.ts";
 import {
@@ -25,7 +24,7 @@ import {
   type TrainState,
   labelledTokens,
 } from "../train/trainer.ts";
-import { ModelWorkers } from "./model-workers.ts";
+import { ModelWorkers, usableCores } from "./model-workers.ts";
 
 /** Examples per thread below which another thread costs more than it computes. */
 export const MIN_ROWS_PER_WORKER = 8;
@@ -36,12 +35,6 @@ export const MIN_ROWS_PER_WORKER = 8;
  */
 export function autoWorkers(batchSize: number): number {
   return Math.max(1, Math.min(usableCores(), Math.floor(batchSize / MIN_ROWS_PER_WORKER)));
-}
-
-/** The cores loom may use: LOOM_THREADS, else the cores this process may run on. */
-export function usableCores(): number {
-  const allowed = Number(process.env.LOOM_THREADS);
-  return Number.isInteger(allowed) && allowed > 0 ? allowed : availableParallelism();
 }
 
 /** Gradients over N threads; `close` ends the workers. */

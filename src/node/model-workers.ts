@@ -6,6 +6,7 @@
  * While the workers live, native kernels run on their caller's thread: each JS thread gets a core
  * of its own, and `close` gives the native pool back its threads.
  */
+import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { backend } from "../backend/select.ts";
 import type { ModelConfig } from "../model/config.ts";
@@ -14,6 +15,12 @@ import { type GradientJob, packParameters, parameterCount } from "../train/data-
 import type { DecodeJob, DecodeOptions, DecodedRow } from "../train/evaluate.ts";
 import type { StepGradient } from "../train/trainer.ts";
 import { limitNativeThreads } from "./native.ts";
+
+/** The cores loom may use: LOOM_THREADS, else the cores this process may run on. */
+export function usableCores(): number {
+  const allowed = Number(process.env.LOOM_THREADS);
+  return Number.isInteger(allowed) && allowed > 0 ? allowed : availableParallelism();
+}
 
 /** What a worker is started with (its `workerData`). */
 export interface WorkerSetup {
