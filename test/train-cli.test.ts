@@ -79,9 +79,7 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /already holds a training run/);
 
-  const json = join(dir, "eval.json");
-  r = loom(
-    "eval",
+  const evalArgs = [
     "--model",
     a,
     "--data",
@@ -90,10 +88,9 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
     "1,2",
     "--limit",
     "8",
-    "--json",
-    json,
-    "--quiet",
-  );
+  ];
+  const json = join(dir, "eval.json");
+  r = loom("eval", ...evalArgs, "--json", json, "--quiet");
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(readFileSync(json, "utf8")) as { results: Record<string, unknown>[] };
   assert.ok(out.results.some((x) => x.difficulty === null && x.steps === 2));
@@ -106,16 +103,6 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
       "steps",
     ]);
   }
-  const evalArgs = [
-    "--model",
-    a,
-    "--data",
-    join(a, "test.jsonl"),
-    "--steps",
-    "1,2",
-    "--limit",
-    "8",
-  ];
   const oneJson = join(dir, "eval-one-thread.json");
   r = loom("eval", ...evalArgs, "--workers", "1", "--json", oneJson, "--quiet");
   assert.equal(r.code, 0, r.stderr);
