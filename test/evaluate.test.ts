@@ -1,4 +1,5 @@
-// Test-time-scaling evaluation: result rows, exits, batching and thread invariance, the table.
+// Test-time-scaling evaluation: result rows, exits, batching and thread invariance, the table
+// and the plot.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Example } from "../src/data/example.ts";
@@ -13,6 +14,7 @@ import {
   summarize,
 } from "../src/train/evaluate.ts";
 import { evaluateOnThreads } from "../src/node/parallel-eval.ts";
+import { accuracyPlot } from "../cli/commands/eval.ts";
 import { tinyConfig } from "./helpers.ts";
 
 const examples: Example[] = [
@@ -109,4 +111,26 @@ test("summarize scores exact matches per difficulty", () => {
   assert.deepEqual(all, { steps: 5, difficulty: null, accuracy: 3 / 5, count: 5, meanSteps: 3 });
   assert.equal(rows.find((r) => r.difficulty === 2)?.accuracy, 1); // examples 0 and 2
   assert.equal(rows.find((r) => r.difficulty === 3)?.accuracy, 0); // examples 1 and 3
+});
+
+test("the accuracy plot: one colour per difficulty, easy to hard, and black for all", () => {
+  const rowsOf = (levels: number[]) =>
+    [...levels, null].map((difficulty) => ({
+      steps: 1,
+      difficulty,
+      accuracy: 0.5,
+      count: 1,
+      meanSteps: 1,
+    }));
+  for (const n of [3, 12]) {
+    const levels = Array.from({ length: n }, (_, i) => n - i); // unsorted on purpose
+    const { encoding } = accuracyPlot(rowsOf(levels), "t") as {
+      encoding: { color: { scale: { domain: string[]; range: string[] } } };
+    };
+    const { domain, range } = encoding.color.scale;
+    assert.deepEqual(domain, [...levels.map(String).sort((a, b) => +a - +b), "all"]);
+    assert.equal(range.length, n + 1);
+    assert.equal(range[n], "black");
+    assert.equal(new Set(range).size, n + 1, "distinct colours");
+  }
 });

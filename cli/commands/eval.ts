@@ -13,7 +13,7 @@ import {
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import type { RavenModel } from "../../src/model/model.ts";
 import { loadModel } from "../../src/node/model-io.ts";
-import { writePng, type VegaLiteSpec } from "../../src/node/plot.ts";
+import { schemeColors, writePng, type VegaLiteSpec } from "../../src/node/plot.ts";
 import { evaluateOnThreads } from "../../src/node/parallel-eval.ts";
 import { usableCores } from "../../src/node/model-workers.ts";
 import { type EvalOptions, type EvalRow, formatTable } from "../../src/train/evaluate.ts";
@@ -173,17 +173,24 @@ function readExamples(flags: Flags): Example[] {
   return limit === undefined ? examples : examples.slice(0, limit);
 }
 
+/** The legend entry of the rows over all examples (difficulty null). */
+const ALL = "all";
+
 /**
- * Accuracy vs steps (log2 axis), one line per difficulty plus "all" (dashed). Beyond 10 levels
- * the categorical palette repeats, so the lines are coloured easy-to-hard on a sequential scale.
+ * Accuracy vs steps (log2 axis), one line per difficulty, easy to hard, plus "all" (black,
+ * dashed). Beyond 10 levels the categorical palette would repeat, so the lines are coloured
+ * on a sequential scale.
  */
 export function accuracyPlot(rows: readonly EvalRow[], title: string): VegaLiteSpec {
   const values = rows.map((r) => ({
     steps: r.steps,
     accuracy: r.accuracy,
-    difficulty: r.difficulty === null ? "all" : String(r.difficulty),
+    difficulty: r.difficulty === null ? ALL : String(r.difficulty),
   }));
-  const levels = new Set(rows.flatMap((r) => (r.difficulty === null ? [] : [r.difficulty])));
+  const levels = [...new Set(rows.flatMap((r) => (r.difficulty === null ? [] : [r.difficulty])))]
+    .sort((a, b) => a - b)
+    .map(String);
+  const palette = schemeColors(levels.length > 10 ? "viridis" : "category10", levels.length);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title,
@@ -207,12 +214,11 @@ export function accuracyPlot(rows: readonly EvalRow[], title: string): VegaLiteS
       color: {
         field: "difficulty",
         type: "nominal",
-        sort: { field: "order" },
         title: "difficulty",
-        ...(levels.size > 10 ? { scale: { scheme: "viridis" } } : {}),
+        scale: { domain: [...levels, ALL], range: [...palette, "black"] },
       },
       strokeDash: {
-        condition: { test: "datum.difficulty === 'all'", value: [4, 2] },
+        condition: { test: `datum.difficulty === '${ALL}'`, value: [4, 2] },
         value: [1, 0],
       },
     },

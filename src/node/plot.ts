@@ -29,6 +29,23 @@ export async function renderPng(spec: VegaLiteSpec, scale = 2): Promise<Uint8Arr
   return png.asPng();
 }
 
+/**
+ * `n` colours of a Vega scheme: the first n of a categorical one (category10: n <= 10), n evenly
+ * spaced stops of a continuous one (viridis).
+ */
+export function schemeColors(name: "category10" | "viridis", n: number): string[] {
+  switch (name) {
+    case "category10":
+      return (vega.scheme(name) as string[]).slice(0, n);
+    case "viridis": {
+      const at = vega.scheme(name) as (t: number) => string;
+      return Array.from({ length: n }, (_, i) => at(n === 1 ? 0 : i / (n - 1)));
+    }
+    default:
+      return name satisfies never;
+  }
+}
+
 export async function writePng(path: string, spec: VegaLiteSpec): Promise<void> {
   writeFileSync(path, await renderPng(spec));
 }
