@@ -91,9 +91,14 @@ test("shardStateInits: a shard of a random initial state is the whole batch's ro
   });
 });
 
-for (const stateInit of ["zero", "like-init"] as const) {
-  test(`3 threads compute the one-thread gradient (state init ${stateInit})`, async () => {
-    const model = initModel(config({ stateInit }), new Rng(4));
+const abacus = { abacusPlaces: 16, abacusDigits: tok.digitIds() };
+for (const [what, over] of [
+  ["state init zero", { stateInit: "zero" }],
+  ["state init like-init", { stateInit: "like-init" }],
+  ["Abacus places at random offsets", abacus],
+] as const) {
+  test(`3 threads compute the one-thread gradient (${what})`, async () => {
+    const model = initModel(config(over), new Rng(4));
     const state = createTrainState(model, recipe, 3, 10);
     const plan = planTrainStep(state, recipe, data);
     const one = localGradient(state, recipe, plan);

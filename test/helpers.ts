@@ -21,6 +21,22 @@ export function tinyConfig(vocabSize: number, over: Partial<ModelConfig> = {}): 
   };
 }
 
+/** The central difference (f(x + h) - f(x - h)) / 2h in x = data[i]; data[i] is restored. */
+export function centralDifference(
+  data: Float32Array,
+  i: number,
+  h: number,
+  f: () => number,
+): number {
+  const orig = data[i];
+  data[i] = orig + h;
+  const up = f();
+  data[i] = orig - h;
+  const down = f();
+  data[i] = orig;
+  return (up - down) / (2 * h);
+}
+
 /** max |a - b| over all elements. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length, "length mismatch");

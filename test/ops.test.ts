@@ -5,6 +5,7 @@ import { test } from "node:test";
 import * as ops from "../src/tensor/ops.ts";
 import { Rng } from "../src/tensor/random.ts";
 import { type Tensor, backward, detach, noGrad, parameter, tensor } from "../src/tensor/tensor.ts";
+import { centralDifference } from "./helpers.ts";
 
 const rng = new Rng(7);
 const rand = (shape: number[], s = 1): Tensor =>
@@ -37,13 +38,7 @@ function gradcheck(
     const g = x.grad ?? new Float32Array(x.size);
     for (let i = 0; i < x.size; i++) {
       const eps = 1e-2 * Math.max(1, Math.abs(x.data[i]));
-      const orig = x.data[i];
-      x.data[i] = orig + eps;
-      const up = lossOf();
-      x.data[i] = orig - eps;
-      const down = lossOf();
-      x.data[i] = orig;
-      const numeric = (up - down) / (2 * eps);
+      const numeric = centralDifference(x.data, i, eps, lossOf);
       const err = Math.abs(numeric - g[i]) / Math.max(1, Math.abs(numeric));
       worst = Math.max(worst, err);
       assert.ok(err <= tol, `${name}: input ${xi}[${i}] analytic ${g[i]} vs numeric ${numeric}`);

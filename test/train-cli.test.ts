@@ -241,6 +241,29 @@ test("data of long levels gets two iterations per level and a window of 7, unles
   assert.deepEqual(settings(join(dir, "chase-c1")), { window: 7, perHop: 1 });
 });
 
+test("--abacus_places: the digits come from the tokenizer, and eval and generate run the model", () => {
+  const run = join(dir, "abacus");
+  let r = loom("train", "--task", "addition", "--max-steps", "2", "--out", run, "--abacus_places", "20", ...tiny); // prettier-ignore
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /model: width 32, .*, Abacus places 20/);
+  const config = JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as Record<string, unknown>; // prettier-ignore
+  const tokenizer = JSON.parse(readFileSync(join(run, "tokenizer.json"), "utf8")) as {
+    chars: string[];
+  };
+  const digitIds = Array.from({ length: 10 }, (_, d) => 5 + tokenizer.chars.indexOf(String(d))); // 5 specials first
+  assert.equal(config.abacus_places, 20);
+  assert.deepEqual(config.abacus_digits, digitIds);
+  r = loom("eval", "--model", run, "--task", "addition", "--count", "2", "--steps", "1,2", "--quiet"); // prettier-ignore
+  assert.equal(r.code, 0, r.stderr);
+  r = loom("generate", "--model", run, "--prompt", "12+34=", "--bos", "--sep", "--steps", "2", "--max-new-tokens", "3"); // prettier-ignore
+  assert.equal(r.code, 0, r.stderr);
+  const words = join(dir, "words.jsonl");
+  writeFileSync(words, `${JSON.stringify({ prompt: "ab", answer: "ba" })}\n`);
+  r = loom("train", "--data", words, "--max-steps", "1", "--out", join(dir, "no-digits"), "--abacus_places", "8"); // prettier-ignore
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /abacus_places needs digits, and the data has none/);
+});
+
 test("a bad JSONL line fails with file:line and writes nothing", () => {
   const data = join(dir, "bad.jsonl");
   writeFileSync(data, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": ""}\n');

@@ -49,7 +49,7 @@ export const infoCommand: Command = {
     const c = config;
     console.log(`config        ${path}`);
     console.log(
-      `shape         width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, vocab ${c.paddedVocabSize}, mlp ${c.intermediateSize}, context ${c.blockSize}${c.attentionWindow > 0 ? `, attention window ${c.attentionWindow}` : ""}`,
+      `shape         width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, vocab ${c.paddedVocabSize}, mlp ${c.intermediateSize}, context ${c.blockSize}${c.attentionWindow > 0 ? `, attention window ${c.attentionWindow}` : ""}${c.abacusPlaces > 0 ? `, Abacus places ${c.abacusPlaces}` : ""}`,
     );
     console.log(
       `recurrence   r = ${r} (mean_recurrence ${c.meanRecurrence}, backprop depth ${c.meanBackpropDepth}), injection ${c.injectionType}, state init ${c.stateInit}`,

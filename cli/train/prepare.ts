@@ -71,7 +71,8 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
   const blockSize = typeof modelSettings.block_size === "number" ? modelSettings.block_size : null;
   const data = loadData(s.source, null, blockSize);
   const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest);
-  const resolved = resolveConfig(base, modelSettings, s.overrideSource);
+  const withDigits = abacusDigits(modelSettings, data.tokenizer, s.overrideSource);
+  const resolved = resolveConfig(base, withDigits, s.overrideSource);
   const depth = "depthPerDifficulty" in recipeSettings ? null : chooseDepth(resolved, recipe, data);
   if (depth !== null) recipe = { ...recipe, depthPerDifficulty: depth.depthPerDifficulty };
   const window = "attention_window" in modelSettings ? null : chooseWindow(resolved, recipe, data);
@@ -195,6 +196,21 @@ function chooseDepth(c: ModelConfig, recipe: Recipe, data: LoadedData): DepthCho
   return suggestDepthPerDifficulty(data.trainExamples, c.nLayersInRecurrentBlock);
 }
 
+/** Settings asking for Abacus places get the tokenizer's digits, unless they name their own. */
+function abacusDigits(
+  model: Record<string, unknown>,
+  tok: CharTokenizer,
+  source: string,
+): Record<string, unknown> {
+  const places = model.abacus_places;
+  if (typeof places !== "number" || places <= 0 || "abacus_digits" in model) return model;
+  const digits = tok.digitIds();
+  if (digits.length === 0) {
+    throw new ConfigError(`${source}: abacus_places needs digits, and the data has none`);
+  }
+  return { ...model, abacus_digits: digits };
+}
+
 /** The attention window of a new run whose settings name none (see src/train/window.ts). */
 function chooseWindow(c: ModelConfig, recipe: Recipe, data: LoadedData): WindowChoice {
   if (data.train.kind === "text") return { window: 0, reason: "plain text" };
@@ -253,7 +269,8 @@ function describeRun(
     `model: width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/` +
       `${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, ${formatCount(stats.uniqueParams)} parameters, ` +
       `${c.injectionType} injection, state init ${c.stateInit}, context ${c.blockSize}` +
-      (c.attentionWindow > 0 ? `, attention window ${c.attentionWindow}` : ""),
+      (c.attentionWindow > 0 ? `, attention window ${c.attentionWindow}` : "") +
+      (c.abacusPlaces > 0 ? `, Abacus places ${c.abacusPlaces}` : ""),
   );
   ui.log(
     `recipe: depth ${depth} r̄=${c.meanRecurrence} k=${c.meanBackpropDepth}, loss at the last ` +

@@ -126,7 +126,9 @@ function readConfigFile(path: string): Record<string, unknown> {
 
 // config.json's fields (with a window set, so that its optional field is listed too)
 const MODEL_KEYS: Record<string, string> = Object.fromEntries(
-  Object.keys(configToJson({ ...presets.tiny, attentionWindow: 1 })).map((k) => [normKey(k), k]),
+  Object.keys(
+    configToJson({ ...presets.tiny, attentionWindow: 1, abacusPlaces: 1, abacusDigits: [5] }),
+  ).map((k) => [normKey(k), k]),
 );
 
 function normKey(k: string): string {

@@ -6,6 +6,8 @@
 import { DataError } from "./errors.ts";
 
 /** The special tokens, in id order: `<pad>`=0, `<bos>`=1, `<eos>`=2, `<sep>`=3, `<unk>`=4. */
+const DIGITS = Array.from({ length: 10 }, (_, d) => String(d));
+
 export const SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<sep>", "<unk>"] as const;
 export const PAD_ID = 0;
 export const BOS_ID = 1;
@@ -44,6 +46,11 @@ export class CharTokenizer {
   /** Number of ids: specials plus characters. */
   get vocabSize(): number {
     return SPECIAL_TOKENS.length + this.chars.length;
+  }
+
+  /** The ids of the characters 0-9 the vocabulary has (Abacus embeddings' digits). */
+  digitIds(): number[] {
+    return DIGITS.flatMap((ch) => this.idOf.get(ch) ?? []);
   }
 
   /** One id per code point; unknown characters become `<unk>`. No specials are added. */

@@ -16,6 +16,7 @@
  * Shape letters: W wavefront positions, C width, V vocab.
  */
 import type { ForwardContext } from "../model/layers.ts";
+import { chunkPlaces } from "../model/abacus.ts";
 import {
   type RavenModel,
   embedInputs,
@@ -88,7 +89,8 @@ export function generateDiffusion(
     outerSteps++;
     const W = front.length;
     const positions = Int32Array.from({ length: W }, (_, k) => P + frozen + k);
-    const ctx: ForwardContext = { batch: 1, seqLen: W, positions, cache };
+    const places = chunkPlaces(m.config, [...prompt, ...out], P + frozen, W);
+    const ctx: ForwardContext = { batch: 1, seqLen: W, positions, places, cache };
     const inputs = out.slice(frozen, frozen + W);
     cache.truncate(P + frozen);
     const logits = noGrad(() => refine(m, ctx, inputs, front, o));

@@ -28,6 +28,7 @@ import type { BlockFn, ForwardContext } from "../model/layers.ts";
 import { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
 import { fastBlockFor } from "../model/fast-block.ts";
+import { chunkPlaces, hasAbacus } from "../model/abacus.ts";
 import { type ExitCriterion, type ExitName, makeExitCriterion } from "./exit.ts";
 import { type CacheSharing, type LookupStrategy, RecurrentKVCache, cacheFor } from "./kv-cache.ts";
 import { type SamplingOptions, greedy, isStop, sampleToken, samplingProblem } from "./sampling.ts";
@@ -82,10 +83,12 @@ export async function* generate(
   let [start, T] = [0, seqLen];
   let warm: Float32Array | null = null; // (B, C) final states of the last position
   const fast = o.fastBlocks === false ? undefined : fastBlockFor(m);
+  const places = (start: number, T: number): Int32Array | undefined =>
+    hasAbacus(m.config) ? paddedPlaces(m, history, pads, start, T) : undefined;
   for (let index = 0; index < o.maxNewTokens; index++) {
     await Promise.resolve(); // a suspension point per step: consumers may interleave work
     // 1) the chunk's context: shared padded positions, each row's own RoPE positions
-    const ctx = chunkContext(B, start, T, pads, cache, fast);
+    const ctx = { ...chunkContext(B, start, T, pads, cache, fast), places: places(start, T) };
     const chunkPads = Int32Array.from(pads, (p) => Math.min(T, Math.max(0, p - start)));
     // 2) prelude, written for the rows still generating
     const live = Uint8Array.from(done, (d) => 1 - d);
@@ -267,6 +270,26 @@ function chunkContext(
     for (let i = 0; i < T; i++) rope[b * T + i] = Math.max(0, start + i - pads[b]);
   }
   return { ...ctx, ropePositions: rope };
+}
+
+/**
+ * Abacus places (B·T) of positions [start, start + T) of left-padded rows whose tokens so far
+ * are `history` (padding: place 0).
+ */
+function paddedPlaces(
+  m: RavenModel,
+  history: readonly (readonly number[])[],
+  pads: Int32Array,
+  start: number,
+  T: number,
+): Int32Array {
+  const places = new Int32Array(history.length * T);
+  history.forEach((row, b) => {
+    const from = Math.max(0, start - pads[b]); // the row's first token in the chunk
+    const own = chunkPlaces(m.config, row, from, start + T - pads[b] - from) ?? [];
+    places.set(own, b * T + T - own.length);
+  });
+  return places;
 }
 
 /** Prompts right-aligned in a (B, T) block, pad id 0 on the left; validates the options. */

@@ -13,6 +13,7 @@
  *
  * Shape letters: T chunk positions, V vocab.
  */
+import { chunkPlaces } from "../model/abacus.ts";
 import { type RavenModel, type StateInitOption, forward } from "../model/model.ts";
 import { Rng } from "../tensor/random.ts";
 import { noGrad } from "../tensor/tensor.ts";
@@ -72,7 +73,8 @@ export function generateSpeculative(
   const run = (ids: readonly number[], start: number, numSteps: number): Float32Array => {
     stats.forwards++;
     const positions = Int32Array.from(ids, (_, i) => start + i);
-    const opts = { batch: 1, numSteps, init: init(), positions, cache };
+    const places = chunkPlaces(m.config, [...history.slice(0, start), ...ids], start, ids.length);
+    const opts = { batch: 1, numSteps, init: init(), positions, places, cache };
     return noGrad(() => forward(m, Int32Array.from(ids), opts).logits.data);
   };
   const history = [...prompt];

@@ -29,6 +29,9 @@ const blockLayout: {
   { key: "norm_4.weight", field: "norm4", shape: (c) => [c.nEmbd] },
 ];
 
+/** loom's extension: the Abacus place table (src/model/abacus.ts). */
+const ABACUS_KEY = "transformer.abacus.weight";
+
 const blockGroups = [
   ["prelude", "prelude"],
   ["core_block", "core"],
@@ -38,6 +41,7 @@ const blockGroups = [
 /** [checkpoint key, tensor] for every parameter; a tied head appears once, as wte. */
 export function namedParameters(p: RavenParams): [string, Tensor][] {
   const out: [string, Tensor][] = [["transformer.wte.weight", p.wte]];
+  if (p.abacus) out.push([ABACUS_KEY, p.abacus]);
   for (const [group, field] of blockGroups) {
     p[field].forEach((b, i) => {
       for (const { key, field: f } of blockLayout) {
@@ -57,6 +61,7 @@ export function expectedShapes(c: ModelConfig): [string, number[]][] {
   const C = c.nEmbd;
   const V = c.paddedVocabSize;
   const out: [string, number[]][] = [["transformer.wte.weight", [V, C]]];
+  if (c.abacusPlaces > 0) out.push([ABACUS_KEY, [c.abacusPlaces, C]]);
   const counts = {
     prelude: c.nLayersInPrelude,
     core: c.nLayersInRecurrentBlock,
@@ -139,6 +144,7 @@ function assemble(c: ModelConfig, byKey: Map<string, Tensor>): RavenParams {
     Array.from({ length: n }, (_, i) => block(`transformer.${group}.${i}`));
   return {
     wte: must("transformer.wte.weight"),
+    abacus: c.abacusPlaces > 0 ? must(ABACUS_KEY) : null,
     prelude: blocks(c.nLayersInPrelude, "prelude"),
     adapter: c.injectionType === "linear" ? must("transformer.adapter.weight") : null,
     core: blocks(c.nLayersInRecurrentBlock, "core_block"),

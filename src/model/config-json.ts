@@ -35,6 +35,7 @@ const numberFields: [string, NumberKey, "int" | "float"][] = [
   ["mean_recurrence", "meanRecurrence", "int"],
   ["mean_backprop_depth", "meanBackpropDepth", "int"],
   ["attention_window", "attentionWindow", "int"],
+  ["abacus_places", "abacusPlaces", "int"],
 ];
 
 /** The closed string fields and their allowed values. */
@@ -127,6 +128,7 @@ export function configFromJson(json: unknown, source = "config.json"): ModelConf
       );
     }
   }
+  cfg.abacusDigits = readIds(obj, "abacus_digits", fail);
   cfg.extra = collectExtra(obj);
   validateConfig(cfg, source);
   checkDerived(obj, cfg, fail);
@@ -140,6 +142,16 @@ function readBool(obj: Record<string, unknown>, field: string, dflt: boolean, fa
   if (v === undefined) return dflt;
   if (typeof v !== "boolean") fail(field, `must be true or false, got ${JSON.stringify(v)}`);
   return v;
+}
+
+function readIds(obj: Record<string, unknown>, field: string, fail: Fail): number[] {
+  const v = obj[field];
+  if (v === undefined) return [];
+  const ok = (x: unknown): boolean => typeof x === "number" && Number.isInteger(x) && x >= 0;
+  if (!Array.isArray(v) || !v.every(ok)) {
+    fail(field, `must be a list of token ids, got ${JSON.stringify(v)}`);
+  }
+  return v as number[];
 }
 
 function readChoice<T extends string>(
@@ -168,6 +180,7 @@ function collectExtra(obj: Record<string, unknown>): Record<string, unknown> {
     "injection_type",
     "state_init",
     "sampling_scheme",
+    "abacus_digits",
     ...Object.keys(fixedFields),
     ...derivedFields,
   ]);
@@ -204,6 +217,12 @@ export function validateConfig(c: ModelConfig, source = "config"): void {
   if (c.intermediateSize < 1) bad("intermediate_size", "must be positive");
   if (!(c.ropeBase > 0)) bad("rope_base", "must be positive");
   if (!(c.normEps > 0)) bad("norm_eps", "must be positive");
+  if (c.abacusPlaces > 0 && c.abacusDigits.length === 0) {
+    bad("abacus_digits", "must list the digit tokens' ids when abacus_places > 0");
+  }
+  const outside = c.abacusDigits.find((id) => id >= c.vocabSize);
+  if (outside !== undefined)
+    bad("abacus_digits", `has id ${outside} >= vocab_size (${c.vocabSize})`);
   if (c.meanBackpropDepth > c.meanRecurrence) {
     bad(
       "mean_backprop_depth",
@@ -261,6 +280,9 @@ export function configToJson(c: ModelConfig): Record<string, unknown> {
     architectures: ["RavenForCausalLM"],
     model_type: "huginn_raven",
     ...(c.attentionWindow > 0 ? { attention_window: c.attentionWindow } : {}),
+    ...(c.abacusPlaces > 0
+      ? { abacus_places: c.abacusPlaces, abacus_digits: [...c.abacusDigits] }
+      : {}),
     ...c.extra,
     num_attention_heads: c.nHeads,
   };

@@ -36,6 +36,15 @@ export interface ModelConfig {
    * windowed model loads there but computes something else.
    */
   attentionWindow: number;
+  /**
+   * loom's extension (config.json `abacus_places`, `abacus_digits`, written only when
+   * abacus_places > 0): Abacus embeddings, a learned (abacus_places, C) table of each digit's
+   * place within its number, added to the digit tokens' embeddings (src/model/abacus.ts);
+   * `abacusDigits` are the digit tokens' ids. 0 = none, the reference. A checkpoint with them
+   * has one more tensor, `transformer.abacus.weight`, which the reference's code does not know.
+   */
+  abacusPlaces: number;
+  abacusDigits: readonly number[];
   /** RavenConfig fields loom keeps but does not interpret (e.g. torch_dtype, bos_token_id). */
   extra: Readonly<Record<string, unknown>>;
 }
@@ -84,6 +93,8 @@ export const huginn0125: ModelConfig = {
   meanBackpropDepth: 8,
   samplingScheme: "poisson-lognormal-filling",
   attentionWindow: 0,
+  abacusPlaces: 0,
+  abacusDigits: [],
   extra: {},
 };
 

@@ -44,6 +44,8 @@ export interface ForwardContext {
   batch: number; // B
   seqLen: number; // T of this chunk
   positions: Int32Array; // (T) RoPE positions of the chunk's tokens
+  /** (B·T) Abacus places of the chunk's tokens; default: from its ids, each row a whole sequence. */
+  places?: Int32Array | undefined;
   cache?: KVCache | undefined;
   /** Observer of module outputs, named like the reference's modules (for traces and parity). */
   trace?: ((module: string, value: Tensor) => void) | undefined;

@@ -13,6 +13,7 @@
 import { add, concatLast, crossEntropy, embedding, linear, rmsNorm } from "../tensor/ops.ts";
 import type { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
+import { abacusPlaces } from "./abacus.ts";
 import { type ModelConfig, initValues } from "./config.ts";
 import { type BlockEnv, type ForwardContext, sandwichBlock } from "./layers.ts";
 import { fastBlockFor } from "./fast-block.ts";
@@ -47,14 +48,30 @@ export interface RandomStateInit {
   scale?: number;
 }
 
-/** The prelude: scaled embedding, then the prelude blocks (KV slots 0 … nPrelude-1). */
+/**
+ * The prelude: scaled embedding (plus the Abacus places' when the model has them), then the
+ * prelude blocks (KV slots 0 … nPrelude-1).
+ */
 export function embedInputs(m: RavenModel, ids: Int32Array, ctx: ForwardContext): Tensor {
   const { embedScale } = initValues(m.config);
-  let x = embedding(m.params.wte, ids, [ctx.batch, ctx.seqLen], embedScale); // (B, T, C)
+  const shape = [ctx.batch, ctx.seqLen];
+  let x = embedding(m.params.wte, ids, shape, embedScale); // (B, T, C)
+  if (m.params.abacus) {
+    x = add(x, embedding(m.params.abacus, placesOf(m, ids, ctx), shape, embedScale));
+  }
   m.params.prelude.forEach((block, j) => {
     x = sandwichBlock(block, x, j, `transformer.prelude.${j}`, m, ctx);
   });
   return x;
+}
+
+/** The chunk's Abacus places: given, or from its ids when it starts its sequence. */
+function placesOf(m: RavenModel, ids: Int32Array, ctx: ForwardContext): Int32Array {
+  if (ctx.places) return ctx.places;
+  if (ctx.positions[0] !== 0) {
+    throw new Error("embedInputs: a chunk after position 0 needs its Abacus places (ctx.places)");
+  }
+  return abacusPlaces(m.config, ids, ctx.batch, ctx.seqLen);
 }
 
 /**
@@ -134,6 +151,7 @@ export interface ForwardOptions {
   init?: StateInitOption; // default: zero
   labels?: Int32Array; // (B·T) pre-shifted targets, -100 = ignore; gives `loss`
   positions?: Int32Array; // (T) default 0 … T-1
+  places?: Int32Array | undefined; // (B·T) Abacus places; default: from ids, rows start at 0
   cache?: ForwardContext["cache"];
   trace?: ForwardContext["trace"];
   keyMask?: Uint8Array; // (B, T) 0 = padding
@@ -188,6 +206,7 @@ function forwardContext(m: RavenModel, ids: Int32Array, o: ForwardOptions): Forw
     batch: B,
     seqLen: T,
     positions,
+    places: o.places,
     cache: o.cache,
     trace: o.trace,
     keyMask: o.keyMask,

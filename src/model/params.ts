@@ -20,6 +20,7 @@ export interface BlockParams {
 
 export interface RavenParams {
   wte: Tensor; // (V, C) token embedding (and the head when tied)
+  abacus: Tensor | null; // (P, C) Abacus place embedding (loom's extension), null without
   prelude: BlockParams[];
   adapter: Tensor | null; // (C, 2C) acting on [state | embedding]; null for "add" injection
   core: BlockParams[];
@@ -42,7 +43,7 @@ export function initParams(c: ModelConfig, rng: Rng): RavenParams {
     parameter(rng.fillTruncNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)), s), shape);
   const block = (): BlockParams => initBlock(c, normal, std, outProj);
   const wte = normal([V, C], std);
-  return {
+  const params = {
     wte,
     prelude: Array.from({ length: c.nLayersInPrelude }, block),
     adapter: c.injectionType === "linear" ? normal([C, 2 * C], std) : null,
@@ -51,6 +52,9 @@ export function initParams(c: ModelConfig, rng: Rng): RavenParams {
     lnF: ones(C),
     lmHead: c.tieEmbeddings ? null : normal([V, C], std),
   };
+  // zeros: a model with Abacus embeddings starts as the same model without them
+  const abacus = c.abacusPlaces > 0 ? parameter(new Float32Array(c.abacusPlaces * C), [c.abacusPlaces, C]) : null; // prettier-ignore
+  return { ...params, abacus };
 }
 
 type Normal = (shape: number[], std: number) => Tensor;

@@ -82,6 +82,7 @@ function shardJobs(
   threads: number,
 ): { jobs: GradientJob[]; weights: number[] } {
   const shards = shardRows(plan.batch.batch, threads);
+  const T = plan.batch.seqLen;
   const inits = shardStateInits(state.model, state.seed, state.step, plan.batch, shards);
   const jobs = shards.map((shard, s): GradientJob => {
     const init = inits[s];
@@ -90,6 +91,7 @@ function shardJobs(
       depth: plan.depth,
       supervisedDepths: recipe.supervisedDepths,
       init: init.mode === "given" ? init.state.data : null,
+      places: plan.places?.slice(shard.start * T, shard.end * T),
     };
   });
   const weights = jobs.map((j) => (plan.tokens > 0 ? labelledTokens(j.batch) / plan.tokens : 0));

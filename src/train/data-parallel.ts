@@ -80,16 +80,18 @@ export interface GradientJob {
   depth: DepthDraw;
   supervisedDepths: number;
   init: Float32Array | null;
+  places: Int32Array | undefined; // (B_s·T) the shard's Abacus places
 }
 
 /** The gradient of a job's shard, left in `model`'s parameters (this thread's or a worker's). */
 export function jobGradient(model: RavenModel, job: GradientJob): StepGradient {
-  const { batch, depth, supervisedDepths, init } = job;
+  const { batch, depth, supervisedDepths, init, places } = job;
   const shape = [batch.batch, batch.seqLen, model.config.nEmbd];
   return batchGradient(model, batch, {
     depth,
     supervisedDepths,
     init: init === null ? { mode: "zero" } : { mode: "given", state: tensor(init, shape) },
+    places,
   });
 }
 

@@ -13,6 +13,7 @@ import { PAD_ID } from "../data/tokenizer.ts";
 import { shuffleInPlace } from "../data/shuffle.ts";
 import { namedParameters } from "../model/checkpoint.ts";
 import { fastBlockFor } from "../model/fast-block.ts";
+import { hasAbacus, randomAbacusPlaces } from "../model/abacus.ts";
 import type { ForwardContext } from "../model/layers.ts";
 import {
   type RavenModel,
@@ -145,6 +146,7 @@ export function depthAt(
 const BATCH_SALT = 0x6a09e667;
 const STATE_SALT = 0x3c6ef372;
 const LEVEL_SALT = 0x510e527f;
+const PLACE_SALT = 0x1f83d9ab;
 
 const permCache = new Map<string, number[]>();
 
@@ -323,6 +325,8 @@ export interface LossOptions {
   /** Loss after each of the last `supervisedDepths` gradient iterations, averaged. */
   supervisedDepths: number;
   init: StateInitOption;
+  /** (B·T) Abacus places (training offsets); default: offset 0. */
+  places?: Int32Array | undefined;
 }
 
 /**
@@ -340,6 +344,7 @@ export function batchLoss(
     batch: batch.batch,
     seqLen: batch.seqLen,
     positions: Int32Array.from({ length: batch.seqLen }, (_, i) => i),
+    places: o.places,
     fastBlock: fastBlockFor(model), // the no-grad iterations: same values, no tape, no churn
   };
   const e = embedInputs(model, batch.inputIds, ctx);
@@ -379,6 +384,8 @@ export interface StepPlan {
   lr: number;
   /** Labelled positions of the batch: the loss is their mean. */
   tokens: number;
+  /** (B·T) the batch's Abacus places, each row at a random offset; undefined without. */
+  places: Int32Array | undefined;
 }
 
 /** A step's objective and final-depth loss; its gradient is in the parameters' `grad`. */
@@ -406,7 +413,20 @@ export function planTrainStep(state: TrainState, recipe: Recipe, data: TrainData
     batch,
     lr: lrAt(recipe, step, state.totalSteps),
     tokens: labelledTokens(batch),
+    places: placesAt(model, seed, step, batch),
   };
+}
+
+/** The Abacus places of step `step`'s batch: each row at an offset drawn for that step. */
+function placesAt(
+  model: RavenModel,
+  seed: number,
+  step: number,
+  batch: Batch,
+): Int32Array | undefined {
+  if (!hasAbacus(model.config)) return undefined;
+  const rng = new Rng(mixSeed(seed, PLACE_SALT, step));
+  return randomAbacusPlaces(model.config, batch.inputIds, batch.batch, batch.seqLen, rng);
 }
 
 /** The positions of `batch` that carry a label: the loss is their mean. */
@@ -432,6 +452,7 @@ export function localGradient(state: TrainState, recipe: Recipe, plan: StepPlan)
     depth: plan.depth,
     supervisedDepths: recipe.supervisedDepths,
     init: stateInitAt(state.model, state.seed, state.step),
+    places: plan.places,
   });
 }
 
