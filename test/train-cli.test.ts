@@ -241,11 +241,22 @@ test("data of long levels gets two iterations per level and a window of 7, unles
   assert.deepEqual(settings(join(dir, "chase-c1")), { window: 7, perHop: 1 });
 });
 
-test("--abacus_places: the digits come from the tokenizer, and eval and generate run the model", () => {
+test("--abacus_places: digits from the tokenizer, exact resume, and eval and generate run it", () => {
   const run = join(dir, "abacus");
-  let r = loom("train", "--task", "addition", "--max-steps", "2", "--out", run, "--abacus_places", "20", ...tiny); // prettier-ignore
+  const abacus = ["--task", "addition", "--max-steps", "4", "--abacus_places", "20", ...tiny];
+  let r = loom("train", "--out", run, ...abacus);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout + r.stderr, /model: width 32, .*, Abacus places 20/);
+  const resumed = join(dir, "abacus-resumed");
+  r = loom("train", "--out", resumed, "--stop-after", "2", "--quiet", ...abacus);
+  assert.equal(r.code, 0, r.stderr);
+  r = loom("train", "--resume", resumed, "--quiet");
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    readFileSync(join(resumed, "model.safetensors")),
+    readFileSync(join(run, "model.safetensors")),
+    "the places' random offsets are drawn per step: a resumed run is the straight one",
+  );
   const config = JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as Record<string, unknown>; // prettier-ignore
   const tokenizer = JSON.parse(readFileSync(join(run, "tokenizer.json"), "utf8")) as {
     chars: string[];

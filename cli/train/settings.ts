@@ -124,7 +124,7 @@ function readConfigFile(path: string): Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // Model config and recipe
 
-// config.json's fields (with a window set, so that its optional field is listed too)
+// config.json's fields (with a window and places set, so that their optional fields are listed)
 const MODEL_KEYS: Record<string, string> = Object.fromEntries(
   Object.keys(
     configToJson({ ...presets.tiny, attentionWindow: 1, abacusPlaces: 1, abacusDigits: [5] }),

@@ -34,7 +34,7 @@ export function head(p: RavenParams): Tensor {
   return p.lmHead ?? p.wte;
 }
 
-/** A freshly initialised model: truncated normals at ±3σ, norms 1, qk bias 0. */
+/** A freshly initialised model: truncated normals at ±3σ, norms 1, qk bias and places 0. */
 export function initParams(c: ModelConfig, rng: Rng): RavenParams {
   const { std, outProj } = initValues(c);
   const C = c.nEmbd;
@@ -43,8 +43,10 @@ export function initParams(c: ModelConfig, rng: Rng): RavenParams {
     parameter(rng.fillTruncNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)), s), shape);
   const block = (): BlockParams => initBlock(c, normal, std, outProj);
   const wte = normal([V, C], std);
-  const params = {
+  return {
     wte,
+    // zeros: a model with Abacus places starts as the same model without them
+    abacus: c.abacusPlaces > 0 ? zeros([c.abacusPlaces, C]) : null,
     prelude: Array.from({ length: c.nLayersInPrelude }, block),
     adapter: c.injectionType === "linear" ? normal([C, 2 * C], std) : null,
     core: Array.from({ length: c.nLayersInRecurrentBlock }, block),
@@ -52,9 +54,6 @@ export function initParams(c: ModelConfig, rng: Rng): RavenParams {
     lnF: ones(C),
     lmHead: c.tieEmbeddings ? null : normal([V, C], std),
   };
-  // zeros: a model with Abacus embeddings starts as the same model without them
-  const abacus = c.abacusPlaces > 0 ? parameter(new Float32Array(c.abacusPlaces * C), [c.abacusPlaces, C]) : null; // prettier-ignore
-  return { ...params, abacus };
 }
 
 type Normal = (shape: number[], std: number) => Tensor;
@@ -80,6 +79,10 @@ function initBlock(c: ModelConfig, normal: Normal, std: number, outProj: number)
     mlpProj: normal([C, N], outProj),
     norm4: ones(C),
   };
+}
+
+function zeros(shape: number[]): Tensor {
+  return parameter(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
 }
 
 function ones(n: number): Tensor {
