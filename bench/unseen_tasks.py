@@ -18,7 +18,12 @@ step is 6 characters that name two registers: a scan of long levels (src/train/w
 grid-words: grid-walk with the moves spelled out, `"b2:up,right,down"` -> `"c2"`: the same
 9-state scan, but 4.75 characters per move, so the trainer reads it as long levels.
 
-Difficulty: the number of moves / operations. Train and test are split by a hash of the prompt
+subtraction: `"8305-2917="` -> `"5388"`, two numbers of n digits each (no leading zero), the
+larger first, the difference most-significant digit first without leading zeros: addition's
+carries turned into borrows, and an answer of up to n digits, so the trainer gives it Abacus
+places (src/train/numbers.ts).
+
+Difficulty: the number of moves / operations / digits. Train and test are split by a hash of the prompt
 (1 in 8 prompts is test-only), so no test prompt is in the training file.
 
   /usr/bin/python3 bench/unseen_tasks.py --task grid-walk --out-train grid-train.jsonl \\
@@ -77,11 +82,21 @@ def registers(rng, n):
     return {"prompt": f"{start}:{','.join(ops)};{q}?", "answer": str(regs[q]), "difficulty": n}
 
 
+def number(rng, n):
+    return rng.randrange(10 ** (n - 1) if n > 1 else 0, 10**n)
+
+
+def subtraction(rng, n):
+    a, b = sorted((number(rng, n), number(rng, n)), reverse=True)
+    return {"prompt": f"{a}-{b}=", "answer": str(a - b), "difficulty": n}
+
+
 TASKS = {
     "grid-walk": grid_walk,
     "grid-words": grid_words,
     "mod-calc": mod_calc,
     "registers": registers,
+    "subtraction": subtraction,
 }
 
 

@@ -16,6 +16,7 @@ import {
 import { autoWorkers } from "../../src/node/data-parallel.ts";
 import { Rng } from "../../src/tensor/random.ts";
 import { type Recipe, defaultRecipe, validateRecipe } from "../../src/train/recipe.ts";
+import { type AbacusChoice, suggestAbacus } from "../../src/train/numbers.ts";
 import {
   type DepthChoice,
   type WindowChoice,
@@ -71,7 +72,9 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
   const blockSize = typeof modelSettings.block_size === "number" ? modelSettings.block_size : null;
   const data = loadData(s.source, null, blockSize);
   const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest);
-  const withDigits = abacusDigits(modelSettings, data.tokenizer, s.overrideSource);
+  const abacus = "abacus_places" in modelSettings ? null : chooseAbacus(data);
+  const withAbacus = withAbacusChoice(modelSettings, abacus);
+  const withDigits = abacusDigits(withAbacus, data.tokenizer, s.overrideSource);
   const resolved = resolveConfig(base, withDigits, s.overrideSource);
   const depth = "depthPerDifficulty" in recipeSettings ? null : chooseDepth(resolved, recipe, data);
   if (depth !== null) recipe = { ...recipe, depthPerDifficulty: depth.depthPerDifficulty };
@@ -86,6 +89,7 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
     estimateSteps(model, recipe, data.train, s.seed, budget ?? DEFAULT_BUDGET_SECONDS);
   const state = createTrainState(model, recipe, s.seed, totalSteps);
   describeRun(ui, model.config, recipe, totalSteps, s.maxSteps === null ? budget : null);
+  if (abacus !== null) describeAbacus(ui, abacus, model.config);
   if (depth !== null) describeDepth(ui, depth);
   if (window !== null) describeWindow(ui, window);
   if (recipe.workers > 1) describeWorkers(ui, recipe, workers !== null);
@@ -196,6 +200,21 @@ function chooseDepth(c: ModelConfig, recipe: Recipe, data: LoadedData): DepthCho
   return suggestDepthPerDifficulty(data.trainExamples, c.nLayersInRecurrentBlock);
 }
 
+/** The Abacus places of a new run whose settings name none (see src/train/numbers.ts). */
+function chooseAbacus(data: LoadedData): AbacusChoice | null {
+  if (data.train.kind === "text") return null;
+  return suggestAbacus(data.trainExamples);
+}
+
+/** The settings with the chosen places and, unless they name one, the chosen rotary base. */
+function withAbacusChoice(
+  model: Record<string, unknown>,
+  choice: AbacusChoice | null,
+): Record<string, unknown> {
+  if (choice === null) return model;
+  return { abacus_places: choice.places, rope_base: choice.ropeBase, ...model };
+}
+
 /** Settings asking for Abacus places get the tokenizer's digits, unless they name their own. */
 function abacusDigits(
   model: Record<string, unknown>,
@@ -230,6 +249,13 @@ function withWindow(
   const attentionWindow = choice?.window ?? c.attentionWindow;
   const blockSize = blockSizeSet ? c.blockSize : autoBlockSize(longest, attentionWindow);
   return { ...c, attentionWindow, blockSize };
+}
+
+function describeAbacus(ui: ProgressBar, choice: AbacusChoice, c: ModelConfig): void {
+  ui.log(
+    `numbers: Abacus places ${c.abacusPlaces}, rotary base ${c.ropeBase} ` +
+      `(${choice.reason}; --abacus_places 0 for none)`,
+  );
 }
 
 function describeDepth(ui: ProgressBar, choice: DepthChoice): void {

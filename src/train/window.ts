@@ -49,7 +49,8 @@ export interface WindowContext {
   depthPerDifficulty: number | null;
 }
 
-const MIN_LEVELS = 3;
+/** Fewer difficulty levels than this tell no trend. */
+export const MIN_LEVELS = 3;
 /** c for long levels, and how many levels one iteration's light cone should reach. */
 const LONG_LEVEL_DEPTH = 2;
 const LONG_LEVEL_REACH = 1.5;
@@ -121,14 +122,14 @@ function full(reason: string): WindowChoice {
   return { window: 0, reason };
 }
 
-interface Level {
+export interface Level {
   difficulty: number;
   meanPrompt: number; // characters
   longestAnswer: number; // characters
 }
 
 /** Prompt and answer lengths per difficulty, ascending; null when an example has none. */
-function byDifficulty(examples: readonly Example[]): Level[] | null {
+export function byDifficulty(examples: readonly Example[]): Level[] | null {
   const groups = new Map<number, Example[]>();
   for (const e of examples) {
     if (e.difficulty === undefined) return null;
