@@ -23,8 +23,8 @@ larger first, the difference most-significant digit first without leading zeros:
 carries turned into borrows, and an answer of up to n digits, so the trainer gives it Abacus
 places (src/train/numbers.ts).
 
-Difficulty: the number of moves / operations / digits. Train and test are split by a hash of the prompt
-(1 in 8 prompts is test-only), so no test prompt is in the training file.
+Difficulty: the number of moves / operations / digits. Train and test are split by a hash of
+the prompt (1 in 8 prompts is test-only), so no test prompt is in the training file.
 
   /usr/bin/python3 bench/unseen_tasks.py --task grid-walk --out-train grid-train.jsonl \\
       --out-test grid-test.jsonl

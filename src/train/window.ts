@@ -122,7 +122,7 @@ function full(reason: string): WindowChoice {
   return { window: 0, reason };
 }
 
-export interface Level {
+interface Level {
   difficulty: number;
   meanPrompt: number; // characters
   longestAnswer: number; // characters
