@@ -23,6 +23,12 @@ larger first, the difference most-significant digit first without leading zeros:
 carries turned into borrows, and an answer of up to n digits, so the trainer gives it Abacus
 places (src/train/numbers.ts).
 
+reversed-addition: `"75+86="` -> `"521"` (57 + 68 = 125), the format of McLeish et al. 2024: two
+numbers of n digits each, every number written least-significant digit first, so each digit of
+the sum needs only the digits of its place and the carry from the digit before it. Trained 30
+minutes at one thread on 1-8 digits, it learns 1-6 and nothing beyond 8, like the built-in
+most-significant-first task (REV0, bench/recipe-notes.md, session 19).
+
 Difficulty: the number of moves / operations / digits. Train and test are split by a hash of
 the prompt (1 in 8 prompts is test-only), so no test prompt is in the training file.
 
@@ -91,11 +97,17 @@ def subtraction(rng, n):
     return {"prompt": f"{a}-{b}=", "answer": str(a - b), "difficulty": n}
 
 
+def reversed_addition(rng, n):
+    a, b = number(rng, n), number(rng, n)
+    return {"prompt": f"{str(a)[::-1]}+{str(b)[::-1]}=", "answer": str(a + b)[::-1], "difficulty": n}
+
+
 TASKS = {
     "grid-walk": grid_walk,
     "grid-words": grid_words,
     "mod-calc": mod_calc,
     "registers": registers,
+    "reversed-addition": reversed_addition,
     "subtraction": subtraction,
 }
 

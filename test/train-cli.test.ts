@@ -293,6 +293,24 @@ test("addition gets Abacus places and near-constant positions by default; --abac
   assert.equal(plain.rope_base, 50000);
 });
 
+test("--min-steps holds a run past its time budget until it has trained them, and is saved", () => {
+  const run = join(dir, "floor");
+  const r = loom("train", "--task", "parity", "--out", run, ...tiny, "--time-budget", "1s", "--min-steps", "150"); // prettier-ignore
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /schedule: 150 steps, the --min-steps floor/);
+  const state = JSON.parse(readFileSync(join(run, "trainer-state.json"), "utf8")) as {
+    step: number;
+    totalSteps: number;
+    finished: boolean;
+    minSteps: number;
+  };
+  assert.deepEqual(
+    [state.step, state.totalSteps, state.finished, state.minSteps],
+    [150, 150, true, 150],
+  );
+  assert.equal(losses(run).length, 150);
+});
+
 test("a bad JSONL line fails with file:line and writes nothing", () => {
   const data = join(dir, "bad.jsonl");
   writeFileSync(data, '{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": ""}\n');

@@ -26,6 +26,10 @@ export const trainCommand: Command = {
       help: "stop after this much training time, e.g. 10m, 600s, 1h (default 10m without --max-steps)",
     },
     "max-steps": { type: "int", help: "length of the run in optimizer steps" },
+    "min-steps": {
+      type: "int",
+      help: "train at least N steps, past --time-budget if this machine is too slow for them",
+    },
     "stop-after": {
       type: "int",
       help: "stop (and save) after this many steps of this invocation; the schedule is unchanged",

@@ -22,6 +22,8 @@ export interface MonitorOptions {
   elapsedBefore: number;
   /** Training seconds this invocation may take (null: no limit). */
   budget: number | null;
+  /** Steps the run takes even past the budget (0: none). */
+  minSteps: number;
   /** Re-fit the number of steps to the budget at the measured speed. */
   refit: boolean;
   /** Evaluate every this many steps; 0: about 8 times a run. */
@@ -83,7 +85,8 @@ export class RunMonitor {
   }
 
   private showProgress(m: StepMetrics, st: TrainState, secs: number): void {
-    const { budget } = this.o;
+    // a run held to its --min-steps goes past the budget
+    const budget = st.totalSteps > this.o.minSteps ? this.o.budget : null;
     const stepsLeft = st.totalSteps - st.step;
     const perStep = secs / Math.max(st.step - this.startStep, 1);
     // steps get dearer as a curriculum goes on: a re-fitted run's end is the better guess
@@ -127,15 +130,24 @@ export class RunMonitor {
     this.refitFrom = { secs, units: this.units };
     this.plannedEnd = budget * 0.95;
     const left = this.plannedEnd - secs;
-    const total = fitTotalSteps(state, this.o.recipe, this.o.data.train, left, perUnit);
+    const fitted = fitTotalSteps(state, this.o.recipe, this.o.data.train, left, perUnit);
+    const total = Math.max(fitted, this.o.minSteps);
+    if (total === this.o.minSteps) this.plannedEnd = null;
     if (Math.abs(total - state.totalSteps) <= 0.05 * state.totalSteps) return;
     const first = state.step - this.startStep <= 40;
-    if (first)
-      this.o.ui.log(`schedule: ${total} steps at the measured speed (was ${state.totalSteps})`);
+    if (first) this.o.ui.log(`schedule: ${describeRefit(total, fitted, state.totalSteps)}`);
     state.totalSteps = total;
     // the evaluation cadence follows the first re-fit only (a moving one would re-trigger)
     if (first && this.o.evalEvery <= 0) this.evalEvery = this.autoEvery();
   }
+}
+
+function describeRefit(total: number, fitted: number, was: number): string {
+  if (total === fitted) return `${total} steps at the measured speed (was ${was})`;
+  return (
+    `${total} steps, the --min-steps floor, past the time budget (${fitted} fit it at the ` +
+    `measured speed)`
+  );
 }
 
 function round(x: number): number {

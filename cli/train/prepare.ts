@@ -54,6 +54,8 @@ export interface PreparedRun {
   elapsedBefore: number;
   /** Training seconds this invocation may take (null: no limit). */
   budget: number | null;
+  /** Steps the run takes even past the budget (0: none). */
+  minSteps: number;
 }
 
 /** A new run in `dir`: the model sized to the data and budget unless the settings say otherwise. */
@@ -84,16 +86,24 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
   const workers = recipe.workers === 0 ? autoWorkers(recipe.batchSize) : null;
   if (workers !== null) recipe = { ...recipe, workers };
   const model = initModel(config, new Rng(s.seed));
-  const totalSteps =
+  const minSteps = s.minSteps ?? 0;
+  const fitted =
     s.maxSteps ??
     estimateSteps(model, recipe, data.train, s.seed, budget ?? DEFAULT_BUDGET_SECONDS);
+  const totalSteps = s.maxSteps ?? Math.max(fitted, minSteps);
   const state = createTrainState(model, recipe, s.seed, totalSteps);
   describeRun(ui, model.config, recipe, totalSteps, s.maxSteps === null ? budget : null);
+  if (totalSteps > fitted) {
+    ui.log(
+      `schedule: ${totalSteps} steps, the --min-steps floor: they may take longer than the ` +
+        `budget (${fitted} fit it by a start-up estimate)`,
+    );
+  }
   if (abacus !== null) describeAbacus(ui, abacus, model.config);
   if (depth !== null) describeDepth(ui, depth);
   if (window !== null) describeWindow(ui, window);
   if (recipe.workers > 1) describeWorkers(ui, recipe, workers !== null);
-  return { state, recipe, source: s.source, data, elapsedBefore: 0, budget };
+  return { state, recipe, source: s.source, data, elapsedBefore: 0, budget, minSteps };
 }
 
 /** The run saved in `from`, which must be the output directory `dir` (checkpoints go back there). */
@@ -131,7 +141,8 @@ export function resumeRun(
   }
   ui.log(`resuming ${dir} at step ${state.step} of ${state.totalSteps}`);
   truncateMetrics(join(dir, "metrics.jsonl"), state.step);
-  return { state, recipe, source, data, elapsedBefore, budget };
+  const minSteps = s.minSteps ?? ck.state.minSteps ?? 0;
+  return { state, recipe, source, data, elapsedBefore, budget, minSteps };
 }
 
 /** Refuse to overwrite a run (or anything else) at --out: nothing already trained is lost. */

@@ -54,6 +54,7 @@ export async function runTraining(
     t0,
     elapsedBefore: run.elapsedBefore,
     budget,
+    minSteps: run.minSteps,
     refit: s.resume === undefined && s.maxSteps === null && budget !== null,
     evalEvery: s.evalEvery,
     checkpointEverySeconds: s.checkpointEverySeconds,
@@ -68,7 +69,8 @@ export async function runTraining(
       shouldStop: (st) => {
         if (sigint.interrupted()) return true;
         if (s.stopAfter !== null && st.step - startStep >= s.stopAfter) return true;
-        return budget !== null && (Date.now() - t0) / 1000 >= budget;
+        const spent = budget !== null && (Date.now() - t0) / 1000 >= budget;
+        return spent && st.step >= run.minSteps;
       },
       onStep: (m, st) => {
         monitor.onStep(m, st);
@@ -111,6 +113,7 @@ function checkpointer(dir: string, run: PreparedRun, t0: number): (finished: boo
       recipe: { ...recipe },
       data: { ...source },
       timeBudgetSeconds: budgetTotal,
+      minSteps: run.minSteps,
       finished,
       rng: { scheme: "seed-step", seed: state.seed, step: state.step },
     };

@@ -25,6 +25,11 @@ export interface TrainSettings {
   maxSteps: number | null;
   /** Stop after this many steps of this invocation (the schedule is unchanged). */
   stopAfter: number | null;
+  /**
+   * Train at least this many steps, past the time budget if this machine is too slow for them
+   * (the schedule then spans these steps); null: the budget decides.
+   */
+  minSteps: number | null;
   /** Settings from --config and --key value overrides. */
   overrides: Record<string, unknown>;
   overrideSource: string;
@@ -70,6 +75,7 @@ export function settingsFromFlags(flags: Flags, overrides: Record<string, string
     timeBudgetSeconds: budget,
     maxSteps: num(flags, "max-steps") ?? null,
     stopAfter: num(flags, "stop-after") ?? null,
+    minSteps: num(flags, "min-steps") ?? null,
     overrides: { ...fileSettings, ...overrides },
     overrideSource: configPath ?? "command line",
     checkpointEverySeconds: ckEvery,

@@ -51,6 +51,8 @@ export interface TrainerStateJson {
   data: Record<string, unknown>;
   /** Time budget of the run in seconds, if any. */
   timeBudgetSeconds: number | null;
+  /** Steps the run takes even past its time budget (`loom train --min-steps`); 0: none. */
+  minSteps?: number;
   /** Whether training reached its end (step >= totalSteps). */
   finished: boolean;
   /**
