@@ -368,4 +368,8 @@ test("unknown flags, settings and a config that does not fit are one-line errors
   r = loom("train", "--task", "parity", "--out", join(dir, "w"), "--max-steps", "1", "--workers", "1.5"); // prettier-ignore
   assert.equal(r.code, 2);
   assert.match(r.stderr, /field "workers" must be an integer >= 0/);
+  r = loom("train", "--task", "parity", "--out", join(dir, "v"), "--max-steps", "5", "--min-steps", "10"); // prettier-ignore
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--min-steps 10 is more than --max-steps 5/);
+  assert.ok(!existsSync(join(dir, "v")), "nothing written");
 });

@@ -61,6 +61,11 @@ export function settingsFromFlags(flags: Flags, overrides: Record<string, string
   const out = str(flags, "out") ?? resume;
   if (out === undefined) throw new CliError("loom train: missing required flag --out");
   const budget = timeBudgetFromFlags(flags);
+  const maxSteps = num(flags, "max-steps") ?? null;
+  const minSteps = num(flags, "min-steps") ?? null;
+  if (maxSteps !== null && minSteps !== null && minSteps > maxSteps) {
+    throw new CliError(`loom train: --min-steps ${minSteps} is more than --max-steps ${maxSteps}`);
+  }
   const ckText = str(flags, "checkpoint-every") ?? "2m";
   const ckEvery = parseDuration(ckText);
   if (ckEvery === null)
@@ -73,9 +78,9 @@ export function settingsFromFlags(flags: Flags, overrides: Record<string, string
     out,
     seed: num(flags, "seed") ?? 0,
     timeBudgetSeconds: budget,
-    maxSteps: num(flags, "max-steps") ?? null,
+    maxSteps,
     stopAfter: num(flags, "stop-after") ?? null,
-    minSteps: num(flags, "min-steps") ?? null,
+    minSteps,
     overrides: { ...fileSettings, ...overrides },
     overrideSource: configPath ?? "command line",
     checkpointEverySeconds: ckEvery,

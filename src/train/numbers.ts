@@ -7,10 +7,10 @@
  * Such data gets Abacus places together with near-constant rotary positions (a rotary base of
  * 1e40 leaves only the first pair of each head turning), so that the k-th digits of two numbers
  * find each other by their place rather than by their distance. On multi-digit addition in 30
- * minutes the pair learns 2-8 digits (seed 0 at one thread, seed 1 on both cores) or 2-6 (seeds
- * 1 and 2 at one thread), where the old defaults learned 2-4, places alone 2-6 and near-constant
- * positions alone 2-5; on subtraction it is no clear gain (bench/recipe-notes.md, sessions 17
- * and 18).
+ * minutes the pair learns 2-8 digits (seed 0 at one thread, seed 1 on both cores), 2-6 (seeds
+ * 1 and 2 at one thread, seed 2 on both cores) or 2-4 (seed 0 on both cores), where the old
+ * defaults learned 2-4, places alone 2-6 and near-constant positions alone 2-5; on subtraction
+ * it is no clear gain (bench/recipe-notes.md, sessions 17-19).
  *
  * The table holds the places 1..2n + 1 of a number twice as long as the longest run of n digits
  * in the data, and its carry: P = 2n + 2 (sums of 2-8 digits: n = 9, P = 20, the size measured).
