@@ -1,5 +1,6 @@
 // Data-parallel training: shards cover the batch, the weighted shard gradients are the one-thread
-// gradient, and N threads (worker_threads) train the same run as one thread, up to float rounding.
+// gradient, and N threads (worker_threads) train the same run as one thread, up to float rounding,
+// and evaluate it between steps exactly as one thread does.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { encodeExample } from "../src/data/example.ts";
@@ -12,6 +13,7 @@ import { startGradientWorkers } from "../src/node/data-parallel.ts";
 import { Rng } from "../src/tensor/random.ts";
 import { tensor } from "../src/tensor/tensor.ts";
 import { shardRows, shardStateInits, sliceBatch } from "../src/train/data-parallel.ts";
+import { evaluate } from "../src/train/evaluate.ts";
 import { type Recipe, defaultRecipe } from "../src/train/recipe.ts";
 import {
   type TrainData,
@@ -144,4 +146,26 @@ test("2 threads train the run one thread trains (losses and weights to float rou
     );
   });
   assertNear(two.weights, one.weights, 1e-4, "weights after 8 steps");
+});
+
+test("a data-parallel run evaluates on its workers and this thread: the rows of evaluate", async () => {
+  const state = createTrainState(initModel(config(), new Rng(6)), recipe, 12, 3);
+  const held = generateTask("parity", { split: "test", count: 24, seed: 1, difficulties: [2, 6] });
+  const o = { steps: [1, 2, 4], batchSize: 4, seed: 1 };
+  const workers = await startGradientWorkers(state.model, 2);
+  const compared: number[] = [];
+  try {
+    await trainLoop(state, recipe, data, {
+      shouldStop: () => false,
+      gradient: workers.gradient,
+      onStep: async (_, st) => {
+        const pooled = await workers.evaluate(st.model, tok, held, o);
+        assert.deepEqual(pooled, evaluate(st.model, tok, held, o), `step ${st.step}`);
+        compared.push(st.step);
+      },
+    });
+  } finally {
+    await workers.close();
+  }
+  assert.deepEqual(compared, [1, 2, 3]);
 });

@@ -3,7 +3,7 @@
 // schedule's length to the measured speed.
 import { appendFileSync } from "node:fs";
 import { fitTotalSteps, stepCost } from "../../src/train/budget.ts";
-import { evaluate } from "../../src/train/evaluate.ts";
+import type { Evaluator } from "../../src/train/evaluate.ts";
 import type { Recipe } from "../../src/train/recipe.ts";
 import type { StepMetrics, TrainState } from "../../src/train/trainer.ts";
 import { type ProgressBar, formatCount, formatDuration } from "../progress.ts";
@@ -28,6 +28,8 @@ export interface MonitorOptions {
   refit: boolean;
   /** Evaluate every this many steps; 0: about 8 times a run. */
   evalEvery: number;
+  /** How the periodic evaluation runs: `evaluate`, or on a data-parallel run's threads. */
+  evaluate: Evaluator;
   checkpointEverySeconds: number;
   save: (finished: boolean) => void;
 }
@@ -56,7 +58,7 @@ export class RunMonitor {
     this.evalSteps = [...new Set([1, r, 2 * r])];
   }
 
-  onStep(m: StepMetrics, st: TrainState): void {
+  async onStep(m: StepMetrics, st: TrainState): Promise<void> {
     this.lastLoss = m.loss;
     this.tokensThisRun += m.inputTokens;
     this.units += stepCost(m.inputTokens, m);
@@ -72,7 +74,7 @@ export class RunMonitor {
       this.o.data.evalExamples.length > 0 &&
       (st.step % this.evalEvery === 0 || st.step === st.totalSteps)
     ) {
-      this.evaluateHeldOut(st);
+      await this.evaluateHeldOut(st);
     }
     if ((Date.now() - this.lastSave) / 1000 >= this.o.checkpointEverySeconds) {
       this.o.save(false);
@@ -100,12 +102,13 @@ export class RunMonitor {
     );
   }
 
-  private evaluateHeldOut(st: TrainState): void {
+  private async evaluateHeldOut(st: TrainState): Promise<void> {
     const { data } = this.o;
-    const rows = evaluate(st.model, data.tokenizer, data.evalExamples.slice(0, 100), {
+    const all = await this.o.evaluate(st.model, data.tokenizer, data.evalExamples.slice(0, 100), {
       steps: this.evalSteps,
       seed: 1,
-    }).filter((row) => row.difficulty === null);
+    });
+    const rows = all.filter((row) => row.difficulty === null);
     appendFileSync(
       this.o.metricsPath,
       `${JSON.stringify({ type: "eval", step: st.step, results: rows })}\n`,

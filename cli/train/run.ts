@@ -8,6 +8,7 @@ import type { CharTokenizer } from "../../src/data/tokenizer.ts";
 import type { RavenModel } from "../../src/model/model.ts";
 import { saveCheckpoint, type TrainerStateJson } from "../../src/node/checkpoint-io.ts";
 import { startGradientWorkers } from "../../src/node/data-parallel.ts";
+import { evaluate } from "../../src/train/evaluate.ts";
 import { trainLoop } from "../../src/train/trainer.ts";
 import { ProgressBar } from "../progress.ts";
 import { RunMonitor } from "./monitor.ts";
@@ -45,6 +46,9 @@ export async function runTraining(
   }
   // 3. the loop, until the last step, the budget, --stop-after or Ctrl-C
   const sigint = watchSigint(ui);
+  const startStep = state.step;
+  const threads = run.recipe.workers;
+  const workers = threads > 1 ? await startGradientWorkers(state.model, threads) : null;
   const monitor = new RunMonitor({
     state,
     recipe: run.recipe,
@@ -57,12 +61,10 @@ export async function runTraining(
     minSteps: run.minSteps,
     refit: s.resume === undefined && s.maxSteps === null && budget !== null,
     evalEvery: s.evalEvery,
+    evaluate: workers?.evaluate ?? evaluate,
     checkpointEverySeconds: s.checkpointEverySeconds,
     save,
   });
-  const startStep = state.step;
-  const threads = run.recipe.workers;
-  const workers = threads > 1 ? await startGradientWorkers(state.model, threads) : null;
   try {
     await trainLoop(state, run.recipe, data.train, {
       ...(workers !== null ? { gradient: workers.gradient } : {}),
@@ -72,9 +74,7 @@ export async function runTraining(
         const spent = budget !== null && (Date.now() - t0) / 1000 >= budget;
         return spent && st.step >= run.minSteps;
       },
-      onStep: (m, st) => {
-        monitor.onStep(m, st);
-      },
+      onStep: (m, st) => monitor.onStep(m, st),
     });
   } finally {
     await workers?.close();

@@ -24,7 +24,9 @@ import {
   type TrainState,
   labelledTokens,
 } from "../train/trainer.ts";
+import type { Evaluator } from "../train/evaluate.ts";
 import { ModelWorkers, usableCores } from "./model-workers.ts";
+import { evaluateOnPool } from "./parallel-eval.ts";
 
 /** Examples per thread below which another thread costs more than it computes. */
 export const MIN_ROWS_PER_WORKER = 8;
@@ -37,10 +39,11 @@ export function autoWorkers(batchSize: number): number {
   return Math.max(1, Math.min(usableCores(), Math.floor(batchSize / MIN_ROWS_PER_WORKER)));
 }
 
-/** Gradients over N threads; `close` ends the workers. */
+/** Gradients over N threads, and evaluations on the same threads; `close` ends the workers. */
 export interface GradientWorkers {
   readonly threads: number;
   readonly gradient: GradientFn;
+  readonly evaluate: Evaluator;
   close(): Promise<void>;
 }
 
@@ -71,7 +74,9 @@ export async function startGradientWorkers(
       finalLoss: weights[0] * own.finalLoss + sum(used, ({ g, i }) => weights[i + 1] * g.finalLoss),
     };
   };
-  return { threads, gradient, close: () => pool.close() };
+  const evaluate: Evaluator = (model, tok, examples, o) =>
+    evaluateOnPool(model, tok, examples, o, pool);
+  return { threads, gradient, evaluate, close: () => pool.close() };
 }
 
 /** The planned step cut into one job per thread, each weighted by its share of the tokens. */

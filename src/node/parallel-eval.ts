@@ -1,18 +1,22 @@
 /**
  * Evaluation on several threads. The batches of an evaluation (src/train/evaluate.ts) are
- * independent and each row draws its own initial states, so N workers (./model-workers.ts)
- * decode them in any order, the costliest first, each taking the next when done, and the rows
- * are exactly those of `evaluate` on this thread.
+ * independent and each row draws its own initial states, so workers (./model-workers.ts) decode
+ * them in any order, the costliest first, each taking the next when done, and the rows are
+ * exactly those of `evaluate` on this thread. `loom eval` starts workers of its own
+ * (`evaluateOnThreads`); a data-parallel training run evaluates on its gradient workers and this
+ * thread (`evaluateOnPool`).
  */
 import type { Example } from "../data/example.ts";
 import type { CharTokenizer } from "../data/tokenizer.ts";
 import type { RavenModel } from "../model/model.ts";
 import {
   type DecodeJob,
+  type DecodeOptions,
   type DecodedRow,
   type EvalOptions,
   type EvalRow,
   collectResults,
+  decodeJob,
   evaluate,
   planDecodeJobs,
 } from "../train/evaluate.ts";
@@ -29,25 +33,63 @@ export async function evaluateOnThreads(
   const jobs = planDecodeJobs(tok, examples, o.steps, o.batchSize ?? 64);
   const n = Math.min(threads, jobs.length);
   if (n <= 1) return evaluate(model, tok, examples, o);
-  const options = { exit: o.exit, exitThreshold: o.exitThreshold, seed: o.seed };
-  const order = jobs.map((_, j) => j).sort((a, b) => decodeCost(jobs[b]) - decodeCost(jobs[a]));
-  const decoded = new Array<DecodedRow[]>(jobs.length);
   const pool = await ModelWorkers.start(model, n);
   try {
     pool.shareWeights(model);
-    let next = 0;
-    const drain = async (worker: WorkerHandle) => {
-      for (let k = next++; k < order.length; k = next++) {
-        const job = jobs[order[k]];
-        decoded[order[k]] = await worker.decode(job, options);
-        o.onProgress?.(job);
-      }
-    };
-    await Promise.all(pool.workers.map(drain));
+    const decoded = await decodeJobs(jobs, pool.workers, null, o);
+    return collectResults(tok, examples, o.steps, jobs, decoded);
   } finally {
     await pool.close();
   }
+}
+
+/**
+ * `evaluate` on the workers of a running pool (their replicas get `model`'s weights first) and
+ * on this thread: what a data-parallel training run's periodic evaluation uses.
+ */
+export async function evaluateOnPool(
+  model: RavenModel,
+  tok: CharTokenizer,
+  examples: readonly Example[],
+  o: EvalOptions,
+  pool: ModelWorkers,
+): Promise<EvalRow[]> {
+  const jobs = planDecodeJobs(tok, examples, o.steps, o.batchSize ?? 64);
+  pool.shareWeights(model);
+  const decoded = await decodeJobs(jobs, pool.workers, model, o);
   return collectResults(tok, examples, o.steps, jobs, decoded);
+}
+
+/**
+ * Every job decoded once, by whichever of `workers` (and this thread, with `own`) is free next,
+ * the costliest first. This thread decodes a job at a time and then yields, so that the
+ * workers' replies are read and they take their next job.
+ */
+async function decodeJobs(
+  jobs: readonly DecodeJob[],
+  workers: readonly WorkerHandle[],
+  own: RavenModel | null,
+  o: EvalOptions,
+): Promise<DecodedRow[][]> {
+  const options: DecodeOptions = { exit: o.exit, exitThreshold: o.exitThreshold, seed: o.seed };
+  const order = jobs.map((_, j) => j).sort((a, b) => decodeCost(jobs[b]) - decodeCost(jobs[a]));
+  const decoded = new Array<DecodedRow[]>(jobs.length);
+  let next = 0;
+  const onWorker = async (worker: WorkerHandle) => {
+    for (let k = next++; k < order.length; k = next++) {
+      decoded[order[k]] = await worker.decode(jobs[order[k]], options);
+      o.onProgress?.(jobs[order[k]]);
+    }
+  };
+  const onThisThread = async (model: RavenModel) => {
+    for (let k = next++; k < order.length; k = next++) {
+      decoded[order[k]] = decodeJob(model, jobs[order[k]], options);
+      o.onProgress?.(jobs[order[k]]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  await Promise.all([...workers.map(onWorker), ...(own === null ? [] : [onThisThread(own)])]);
+  return decoded;
 }
 
 /** Work of a job, up to a constant: rows × recurrences × the longest sequence it decodes. */

@@ -82,6 +82,14 @@ export interface DecodedRow {
   tokens: number;
 }
 
+/** `evaluate`, or the same rows computed elsewhere (on worker threads: src/node/parallel-eval.ts). */
+export type Evaluator = (
+  model: RavenModel,
+  tok: CharTokenizer,
+  examples: readonly Example[],
+  o: EvalOptions,
+) => EvalRow[] | Promise<EvalRow[]>;
+
 /**
  * Accuracy vs r: for each r of `o.steps`, one row per difficulty (when the examples have one) and
  * one row with difficulty null over all examples.
