@@ -29,6 +29,11 @@ the sum needs only the digits of its place and the carry from the digit before i
 minutes at one thread on 1-8 digits, it learns 1-6 and nothing beyond 8, like the built-in
 most-significant-first task (REV0, bench/recipe-notes.md, session 19).
 
+padded-addition: `"075+086="` -> `"161"`, two numbers of n digits each written with a leading
+zero, and their sum always n + 1 digits, most-significant first (a leading 0 when nothing is
+carried out): every digit of the sum sits at the place of the operands' digits it adds, at every
+length, where the built-in task's sum starts a place early after a carry out of the top digit.
+
 Difficulty: the number of moves / operations / digits. Train and test are split by a hash of
 the prompt (1 in 8 prompts is test-only), so no test prompt is in the training file.
 
@@ -97,6 +102,11 @@ def subtraction(rng, n):
     return {"prompt": f"{a}-{b}=", "answer": str(a - b), "difficulty": n}
 
 
+def padded_addition(rng, n):
+    a, b = number(rng, n), number(rng, n)
+    return {"prompt": f"{a:0{n + 1}}+{b:0{n + 1}}=", "answer": f"{a + b:0{n + 1}}", "difficulty": n}
+
+
 def reversed_addition(rng, n):
     a, b = number(rng, n), number(rng, n)
     return {"prompt": f"{str(a)[::-1]}+{str(b)[::-1]}=", "answer": str(a + b)[::-1], "difficulty": n}
@@ -107,6 +117,7 @@ TASKS = {
     "grid-words": grid_words,
     "mod-calc": mod_calc,
     "registers": registers,
+    "padded-addition": padded_addition,
     "reversed-addition": reversed_addition,
     "subtraction": subtraction,
 }

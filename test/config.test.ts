@@ -57,6 +57,16 @@ test("attention_window (loom's extension) is written only when set, and round-tr
   assert.deepEqual(configToJson(back), json);
 });
 
+test("rotary_pct (loom's extension) is written only when below 1, and round-trips", () => {
+  assert.equal("rotary_pct" in configToJson(presets.tiny), false);
+  const nope = { ...presets.tiny, rotaryPct: 0 };
+  const json = configToJson(nope);
+  assert.equal(json.rotary_pct, 0);
+  const back = configFromJson(json);
+  assert.deepEqual({ ...back, extra: {} }, { ...nope, extra: {} });
+  assert.deepEqual(configToJson(back), json);
+});
+
 test("bad configs name the field", () => {
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ n_embd: 64, n_heads: 5 }, /"n_heads".*divide/],
@@ -71,6 +81,7 @@ test("bad configs name the field", () => {
     [{ mean_recurrence: 4, mean_backprop_depth: 8 }, /"mean_backprop_depth"/],
     [{ n_embd: 60, n_heads: 4 }, /odd head dim 15/],
     [{ attention_window: -2 }, /"attention_window" must be a non-negative integer/],
+    [{ rotary_pct: 1.5 }, /"rotary_pct" must be between 0 and 1/],
   ];
   for (const [json, re] of bad) {
     assert.throws(

@@ -7,7 +7,7 @@ import {
   generateTask,
   type TaskName,
 } from "../src/data/tasks/index.ts";
-import { NEAR_CONSTANT_ROPE_BASE, suggestAbacus } from "../src/train/numbers.ts";
+import { suggestAbacus } from "../src/train/numbers.ts";
 
 function trainingData(task: TaskName): Example[] {
   return generateTask(task, {
@@ -27,12 +27,12 @@ function sums(levels: number[], answer = (d: number) => `1${"8".repeat(d - 1)}8`
   }));
 }
 
-test("addition's training data gets Abacus places for twice its longest number, and near-constant positions", () => {
+test("addition's training data gets Abacus places for twice its longest number, and no rotary positions", () => {
   const choice = suggestAbacus(trainingData("addition"));
   assert.ok(choice !== null);
   // sums of 2-8 digits: the longest number is a 9-digit sum, P = 2 * 9 + 2
   assert.equal(choice.places, 20);
-  assert.equal(choice.ropeBase, NEAR_CONSTANT_ROPE_BASE);
+  assert.equal(choice.rotaryPct, 0);
   assert.match(choice.reason, /number that grows with the difficulty/);
 });
 

@@ -275,21 +275,27 @@ test("--abacus_places: digits from the tokenizer, exact resume, and eval and gen
   assert.match(r.stderr, /abacus_places needs digits, and the data has none/);
 });
 
-test("addition gets Abacus places and near-constant positions by default; --abacus_places 0 opts out", () => {
+test("addition gets Abacus places and no rotary positions by default; --abacus_places 0 opts out", () => {
   const config = (run: string) =>
     JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as Record<string, unknown>;
   const sums = ["--task", "addition", "--max-steps", "1", ...tiny];
   let r = loom("train", "--out", join(dir, "sums"), ...sums);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /numbers: Abacus places \d+, rotary base 1e\+40 \(the answer is a number/); // prettier-ignore
+  assert.match(r.stdout + r.stderr, /numbers: Abacus places \d+, no rotary positions \(the answer is a number/); // prettier-ignore
   const chosen = config(join(dir, "sums"));
   assert.equal(typeof chosen.abacus_places, "number");
-  assert.equal(chosen.rope_base, 1e40);
+  assert.equal(chosen.rotary_pct, 0);
+  r = loom("train", "--out", join(dir, "sums-rotary"), "--rotary_pct", "1", ...sums);
+  assert.equal(r.code, 0, r.stderr);
+  const rotary = config(join(dir, "sums-rotary"));
+  assert.equal(typeof rotary.abacus_places, "number");
+  assert.equal(rotary.rotary_pct, undefined);
   r = loom("train", "--out", join(dir, "sums-plain"), "--abacus_places", "0", ...sums);
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stdout + r.stderr, /numbers: /);
   const plain = config(join(dir, "sums-plain"));
   assert.equal(plain.abacus_places, undefined);
+  assert.equal(plain.rotary_pct, undefined);
   assert.equal(plain.rope_base, 50000);
 });
 

@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import { configFromJson, configToJson } from "../../src/model/config-json.ts";
 import { modelStats } from "../../src/model/stats.ts";
+import { describeExtensions } from "../../src/model/config.ts";
 import { backend } from "../../src/backend/select.ts";
 import { loadNativeBackend } from "../../src/node/native.ts";
 import { CliError, bool, num, str } from "../args.ts";
@@ -49,7 +50,7 @@ export const infoCommand: Command = {
     const c = config;
     console.log(`config        ${path}`);
     console.log(
-      `shape         width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, vocab ${c.paddedVocabSize}, mlp ${c.intermediateSize}, context ${c.blockSize}${c.attentionWindow > 0 ? `, attention window ${c.attentionWindow}` : ""}${c.abacusPlaces > 0 ? `, Abacus places ${c.abacusPlaces}` : ""}`,
+      `shape         width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, vocab ${c.paddedVocabSize}, mlp ${c.intermediateSize}, context ${c.blockSize}${describeExtensions(c)}`,
     );
     console.log(
       `recurrence   r = ${r} (mean_recurrence ${c.meanRecurrence}, backprop depth ${c.meanBackpropDepth}), injection ${c.injectionType}, state init ${c.stateInit}`,

@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { ConfigError } from "../../src/model/config-json.ts";
-import type { ModelConfig } from "../../src/model/config.ts";
+import { type ModelConfig, describeExtensions } from "../../src/model/config.ts";
 import { type RavenModel, createModel, initModel } from "../../src/model/model.ts";
 import { initParams } from "../../src/model/params.ts";
 import { modelStats } from "../../src/model/stats.ts";
@@ -217,13 +217,13 @@ function chooseAbacus(data: LoadedData): AbacusChoice | null {
   return suggestAbacus(data.trainExamples);
 }
 
-/** The settings with the chosen places and, unless they name one, the chosen rotary base. */
+/** The settings with the chosen places and, unless they name them, the chosen rotary positions. */
 function withAbacusChoice(
   model: Record<string, unknown>,
   choice: AbacusChoice | null,
 ): Record<string, unknown> {
   if (choice === null) return model;
-  return { abacus_places: choice.places, rope_base: choice.ropeBase, ...model };
+  return { abacus_places: choice.places, rotary_pct: choice.rotaryPct, ...model };
 }
 
 /** Settings asking for Abacus places get the tokenizer's digits, unless they name their own. */
@@ -264,8 +264,8 @@ function withWindow(
 
 function describeAbacus(ui: ProgressBar, choice: AbacusChoice, c: ModelConfig): void {
   ui.log(
-    `numbers: Abacus places ${c.abacusPlaces}, rotary base ${c.ropeBase} ` +
-      `(${choice.reason}; --abacus_places 0 for none)`,
+    `numbers: Abacus places ${c.abacusPlaces}${c.rotaryPct === 0 ? ", no rotary positions" : ""} ` +
+      `(${choice.reason}; --abacus_places 0 for none, --rotary_pct 1 for rotary positions)`,
   );
 }
 
@@ -306,8 +306,7 @@ function describeRun(
     `model: width ${c.nEmbd}, ${c.nHeads} heads, prelude/core/coda ${c.nLayersInPrelude}/` +
       `${c.nLayersInRecurrentBlock}/${c.nLayersInCoda}, ${formatCount(stats.uniqueParams)} parameters, ` +
       `${c.injectionType} injection, state init ${c.stateInit}, context ${c.blockSize}` +
-      (c.attentionWindow > 0 ? `, attention window ${c.attentionWindow}` : "") +
-      (c.abacusPlaces > 0 ? `, Abacus places ${c.abacusPlaces}` : ""),
+      describeExtensions(c),
   );
   ui.log(
     `recipe: depth ${depth} r̄=${c.meanRecurrence} k=${c.meanBackpropDepth}, loss at the last ` +

@@ -138,7 +138,10 @@ function readConfigFile(path: string): Record<string, unknown> {
 // config.json's fields (with a window and places set, so that their optional fields are listed)
 const MODEL_KEYS: Record<string, string> = Object.fromEntries(
   Object.keys(
-    configToJson({ ...presets.tiny, attentionWindow: 1, abacusPlaces: 1, abacusDigits: [5] }),
+    configToJson({
+      ...presets.tiny,
+      ...{ attentionWindow: 1, rotaryPct: 0, abacusPlaces: 1, abacusDigits: [5] },
+    }),
   ).map((k) => [normKey(k), k]),
 );
 

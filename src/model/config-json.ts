@@ -35,6 +35,7 @@ const numberFields: [string, NumberKey, "int" | "float"][] = [
   ["mean_recurrence", "meanRecurrence", "int"],
   ["mean_backprop_depth", "meanBackpropDepth", "int"],
   ["attention_window", "attentionWindow", "int"],
+  ["rotary_pct", "rotaryPct", "float"],
   ["abacus_places", "abacusPlaces", "int"],
 ];
 
@@ -217,6 +218,7 @@ export function validateConfig(c: ModelConfig, source = "config"): void {
   if (c.intermediateSize < 1) bad("intermediate_size", "must be positive");
   if (!(c.ropeBase > 0)) bad("rope_base", "must be positive");
   if (!(c.normEps > 0)) bad("norm_eps", "must be positive");
+  if (!(c.rotaryPct >= 0 && c.rotaryPct <= 1)) bad("rotary_pct", "must be between 0 and 1");
   if (c.abacusPlaces > 0 && c.abacusDigits.length === 0) {
     bad("abacus_digits", "must list the digit tokens' ids when abacus_places > 0");
   }
@@ -280,6 +282,7 @@ export function configToJson(c: ModelConfig): Record<string, unknown> {
     architectures: ["RavenForCausalLM"],
     model_type: "huginn_raven",
     ...(c.attentionWindow > 0 ? { attention_window: c.attentionWindow } : {}),
+    ...(c.rotaryPct < 1 ? { rotary_pct: c.rotaryPct } : {}),
     ...(c.abacusPlaces > 0
       ? { abacus_places: c.abacusPlaces, abacus_digits: [...c.abacusDigits] }
       : {}),

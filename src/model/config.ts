@@ -37,6 +37,14 @@ export interface ModelConfig {
    */
   attentionWindow: number;
   /**
+   * loom's extension (config.json `rotary_pct`, as GPT-NeoX names it, written only when < 1): the
+   * fraction of each head's dimensions RoPE turns, the first pairs (the fastest), with the
+   * frequencies spread over those; the rest carry no position. 0 = no positions at all (NoPE:
+   * only the causal mask and Abacus places order the tokens); 1 = every pair, the reference,
+   * which ignores the field.
+   */
+  rotaryPct: number;
+  /**
    * loom's extension (config.json `abacus_places`, `abacus_digits`, written only when
    * abacus_places > 0): Abacus embeddings, a learned (abacus_places, C) table of each digit's
    * place within its number, added to the digit tokens' embeddings (src/model/abacus.ts);
@@ -47,6 +55,21 @@ export interface ModelConfig {
   abacusDigits: readonly number[];
   /** RavenConfig fields loom keeps but does not interpret (e.g. torch_dtype, bos_token_id). */
   extra: Readonly<Record<string, unknown>>;
+}
+
+/** loom's extensions a config uses, in words (", attention window 2, no rotary positions"). */
+export function describeExtensions(c: ModelConfig): string {
+  const rotary =
+    c.rotaryPct === 0
+      ? "no rotary positions"
+      : `rotary positions on ${100 * c.rotaryPct}% of a head`;
+  return [
+    ...(c.attentionWindow > 0 ? [`attention window ${c.attentionWindow}`] : []),
+    ...(c.abacusPlaces > 0 ? [`Abacus places ${c.abacusPlaces}`] : []),
+    ...(c.rotaryPct < 1 ? [rotary] : []),
+  ]
+    .map((part) => `, ${part}`)
+    .join("");
 }
 
 /** Derived values, as RavenConfig computes them. */
@@ -93,6 +116,7 @@ export const huginn0125: ModelConfig = {
   meanBackpropDepth: 8,
   samplingScheme: "poisson-lognormal-filling",
   attentionWindow: 0,
+  rotaryPct: 1,
   abacusPlaces: 0,
   abacusDigits: [],
   extra: {},

@@ -14,7 +14,7 @@ import { add, concatLast, crossEntropy, embedding, linear, rmsNorm } from "../te
 import type { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
 import { abacusPlaces } from "./abacus.ts";
-import { type ModelConfig, initValues } from "./config.ts";
+import { type ModelConfig, headDim, initValues } from "./config.ts";
 import { type BlockEnv, type ForwardContext, sandwichBlock } from "./layers.ts";
 import { fastBlockFor } from "./fast-block.ts";
 import { type RavenParams, head, initParams } from "./params.ts";
@@ -27,7 +27,7 @@ export interface RavenModel extends BlockEnv {
 }
 
 export function createModel(config: ModelConfig, params: RavenParams): RavenModel {
-  const rope = ropeTable(config.nEmbd / config.nHeads, config.blockSize, config.ropeBase);
+  const rope = ropeTable(headDim(config), config.blockSize, config.ropeBase, config.rotaryPct);
   return { config, params, rope };
 }
 

@@ -2,6 +2,8 @@
  * The rotary-embedding table, computed in float32 exactly as the reference's
  * precompute_freqs_cis: inv_freq_i = 1 / base^(2i / D), θ_{p,i} = p · inv_freq_i, stored as
  * cos and sin of shape (maxPos, D/2). (The reference keeps it as `freqs_cis` [1, maxPos, 1, D/2, 2].)
+ * With `rotaryPct` < 1 (loom's extension) only the first R = 2⌊rotaryPct · D/2⌋ dimensions turn,
+ * at inv_freq_i = 1 / base^(2i / R) as in GPT-NeoX; the other pairs keep θ = 0 (cos 1, sin 0).
  */
 const f32 = Math.fround;
 
@@ -11,10 +13,18 @@ export interface RopeTable {
   maxPos: number;
 }
 
-export function ropeTable(headDim: number, maxPos: number, base: number): RopeTable {
+export function ropeTable(
+  headDim: number,
+  maxPos: number,
+  base: number,
+  rotaryPct = 1,
+): RopeTable {
   const half = headDim / 2;
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = f32(1 / f32(base ** f32((2 * i) / headDim)));
+  const turning = Math.floor(rotaryPct * half); // pairs that turn
+  const invFreq = new Float32Array(half); // 0 beyond `turning`
+  for (let i = 0; i < turning; i++) {
+    invFreq[i] = f32(1 / f32(base ** f32((2 * i) / (2 * turning))));
+  }
   const cos = new Float32Array(maxPos * half);
   const sin = new Float32Array(maxPos * half);
   for (let p = 0; p < maxPos; p++) {

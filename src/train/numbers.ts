@@ -4,13 +4,14 @@
  *
  * The sign of arithmetic in the data: every answer is a number (decimal digits) and the longest
  * answer grows with the difficulty level (one more digit of the operands, one more of the result).
- * Such data gets Abacus places together with near-constant rotary positions (a rotary base of
- * 1e40 leaves only the first pair of each head turning), so that the k-th digits of two numbers
- * find each other by their place rather than by their distance. On multi-digit addition in 30
- * minutes the pair learns 2-8 digits (seed 0 at one thread, seed 1 on both cores), 2-6 (seeds
- * 1 and 2 at one thread, seed 2 on both cores) or 2-4 (seed 0 on both cores), where the old
- * defaults learned 2-4, places alone 2-6 and near-constant positions alone 2-5; on subtraction
- * it is no clear gain (bench/recipe-notes.md, sessions 17-19).
+ * Such data gets Abacus places and no rotary positions at all (config.json `rotary_pct` 0), so
+ * that the k-th digits of two numbers find each other by their place alone, never by their
+ * distance, which differs with every length. On multi-digit addition in 30 minutes at one thread
+ * the pair learns 2-8 digits at seeds 0 and 2 (95-100% from r = 8), and 9 digits at 10% at seed
+ * 0, the first sums longer than any trained it gets right. With the first rotary pair still
+ * turning (`rope_base` 1e40, the rule until session 20) each length was learned on its own, from
+ * chance, and 2-8 digits at one seed of three; plain rotary positions learned 2-4
+ * (bench/recipe-notes.md, sessions 17-20).
  *
  * The table holds the places 1..2n + 1 of a number twice as long as the longest run of n digits
  * in the data, and its carry: P = 2n + 2 (sums of 2-8 digits: n = 9, P = 20, the size measured).
@@ -21,14 +22,11 @@ import { MIN_LEVELS, byDifficulty } from "./window.ts";
 export interface AbacusChoice {
   /** P: the Abacus places of the model (config.json `abacus_places`). */
   places: number;
-  /** θ of the rotary embedding (config.json `rope_base`). */
-  ropeBase: number;
+  /** The fraction of each head that rotary positions turn (config.json `rotary_pct`). */
+  rotaryPct: number;
   /** Why, in words, for the training banner. */
   reason: string;
 }
-
-/** A rotary base that leaves positions all but constant. */
-export const NEAR_CONSTANT_ROPE_BASE = 1e40;
 
 const NUMBER = /^[0-9]+$/;
 const DIGIT_RUN = /[0-9]+/g;
@@ -45,7 +43,7 @@ export function suggestAbacus(examples: readonly Example[]): AbacusChoice | null
   );
   return {
     places: 2 * n + 2,
-    ropeBase: NEAR_CONSTANT_ROPE_BASE,
+    rotaryPct: 0,
     reason: "the answer is a number that grows with the difficulty",
   };
 }

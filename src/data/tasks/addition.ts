@@ -9,12 +9,11 @@ import { range, type TaskSpec } from "./spec.ts";
  * (d or d + 1 digits). Prompt length 2d + 2. One-digit sums are too few (100) for a held-out
  * quarter to test anything but memory (a model trained on 1-8 digits was right on 65% of the
  * held-out ones and 95-100% of 2-8 digits: bench/recipe-notes.md, A30), so the defaults train on
- * 2-8 digits and test on 2-16. The trainer reads Abacus places and near-constant rotary
- * positions off the data (src/train/numbers.ts): in 30 minutes they learn 2-8 digits, each length
- * from its own r, with both cores (seed 1; seeds 2 and 0 learn 2-6 and 2-4) or at one thread
- * (seed 0; seeds 1 and 2 learn 2-6), where plain rotary positions learn 2-4. Sums longer than
- * any trained are never right, at any r, with any encoding tried, nor least-significant digit
- * first (bench/recipe-notes.md, sessions 13 and 16-19).
+ * 2-8 digits and test on 2-16. The trainer reads Abacus places and no rotary positions off the
+ * data (src/train/numbers.ts): in 30 minutes at one thread they learn 2-8 digits at seeds 0 and
+ * 2, each length from its own r, and 9-digit sums at 10% (seed 0), where plain rotary positions
+ * learn 2-4. Sums of 10 digits or more are never right, at any r, with any encoding tried
+ * (bench/recipe-notes.md, sessions 13 and 16-20).
  */
 export const addition: TaskSpec = {
   minDifficulty: 1,
