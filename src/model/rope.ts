@@ -13,12 +13,7 @@ export interface RopeTable {
   maxPos: number;
 }
 
-export function ropeTable(
-  headDim: number,
-  maxPos: number,
-  base: number,
-  rotaryPct = 1,
-): RopeTable {
+export function ropeTable(headDim: number, maxPos: number, base: number, rotaryPct = 1): RopeTable {
   const half = headDim / 2;
   const turning = Math.floor(rotaryPct * half); // pairs that turn
   const invFreq = new Float32Array(half); // 0 beyond `turning`
