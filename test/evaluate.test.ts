@@ -12,6 +12,7 @@ import {
   formatTable,
   planDecodeJobs,
   summarize,
+  type Prediction,
 } from "../src/train/evaluate.ts";
 import { evaluateOnThreads } from "../src/node/parallel-eval.ts";
 import { accuracyPlot } from "../cli/commands/eval.ts";
@@ -97,6 +98,43 @@ test("evaluation on worker threads gives the rows of one thread", async () => {
     done.reduce((a, b) => a + b, 0),
     examples.length * (1 + 3),
   );
+});
+
+test("whole predictions go past the first wrong token and leave the scores as they are", async () => {
+  const model = initModel(tinyConfig(tok.vocabSize, { stateInit: "like-init" }), new Rng(6));
+  const collect = async (whole: boolean, threads: number) => {
+    const predictions: Prediction[] = [];
+    const o = { steps: [1, 3], batchSize: 2, seed: 1, whole };
+    const rows = await evaluateOnThreads(
+      model,
+      tok,
+      examples,
+      { ...o, onPrediction: (p) => predictions.push(p) },
+      threads,
+    );
+    return { rows, predictions };
+  };
+  const cut = await collect(false, 1);
+  const whole = await collect(true, 1);
+  assert.deepEqual(whole.rows, cut.rows);
+  assert.deepEqual(await collect(true, 2), whole, "worker threads decode whole rows too");
+  assert.deepEqual(
+    whole.predictions.map((p) => [p.steps, p.index]),
+    [1, 3].flatMap((r) => examples.map((_, i) => [r, i])),
+  );
+  let longer = 0;
+  whole.predictions.forEach((p, k) => {
+    const answer = examples[p.index].answer;
+    const short = cut.predictions[k];
+    assert.equal(p.correct, p.prediction === answer);
+    assert.equal(short.correct, p.correct);
+    assert.ok(p.prediction.startsWith(short.prediction));
+    if (p.prediction.length > short.prediction.length) longer++;
+    const n = p.tokenSteps.length; // up to its <eos>, one past the answer at most
+    assert.ok(n >= 1 && n <= answer.length + 1);
+    assert.ok(p.tokenSteps.every((s) => s === p.steps));
+  });
+  assert.ok(longer > 0, "some wrong answer goes on after its first wrong token");
 });
 
 test("summarize scores exact matches per difficulty", () => {

@@ -90,7 +90,8 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
     "8",
   ];
   const json = join(dir, "eval.json");
-  r = loom("eval", ...evalArgs, "--json", json, "--quiet");
+  const preds = join(dir, "predictions.jsonl");
+  r = loom("eval", ...evalArgs, "--json", json, "--predictions", preds, "--quiet");
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(readFileSync(json, "utf8")) as { results: Record<string, unknown>[] };
   assert.ok(out.results.some((x) => x.difficulty === null && x.steps === 2));
@@ -102,6 +103,20 @@ test("loom train --task, loom eval --json, and --resume reproducing the straight
       "meanSteps",
       "steps",
     ]);
+  }
+  const lines = readFileSync(preds, "utf8")
+    .trimEnd()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines.length, 2 * 8, "one line per (r, example)");
+  for (const r of [1, 2]) {
+    const at = lines.filter((l) => l.steps === r);
+    const all = out.results.find((x) => x.difficulty === null && x.steps === r);
+    assert.equal(at.filter((l) => l.correct === true).length / 8, all?.accuracy);
+    for (const l of at) {
+      assert.deepEqual(Object.keys(l), ["steps", "difficulty", "prompt", "answer", "prediction", "correct", "tokenSteps"]); // prettier-ignore
+      assert.equal(l.correct, l.prediction === l.answer);
+    }
   }
   const oneJson = join(dir, "eval-one-thread.json");
   r = loom("eval", ...evalArgs, "--workers", "1", "--json", oneJson, "--quiet");
@@ -263,6 +278,11 @@ test("--abacus_places: digits from the tokenizer, exact resume, and eval and gen
   };
   const digitIds = Array.from({ length: 10 }, (_, d) => 5 + tokenizer.chars.indexOf(String(d))); // 5 specials first
   assert.equal(config.abacus_places, 20);
+  assert.equal(
+    config.rotary_pct,
+    0,
+    "places named, rotary positions still those chosen for numbers",
+  );
   assert.deepEqual(config.abacus_digits, digitIds);
   r = loom("eval", "--model", run, "--task", "addition", "--count", "2", "--steps", "1,2", "--quiet"); // prettier-ignore
   assert.equal(r.code, 0, r.stderr);

@@ -16,7 +16,12 @@ import { loadModel } from "../../src/node/model-io.ts";
 import { schemeColors, writePng, type VegaLiteSpec } from "../../src/node/plot.ts";
 import { evaluateOnThreads } from "../../src/node/parallel-eval.ts";
 import { usableCores } from "../../src/node/model-workers.ts";
-import { type EvalOptions, type EvalRow, formatTable } from "../../src/train/evaluate.ts";
+import {
+  type EvalOptions,
+  type EvalRow,
+  type Prediction,
+  formatTable,
+} from "../../src/train/evaluate.ts";
 import { CliError, type Flags, list, need, num, str } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ProgressBar } from "../progress.ts";
@@ -49,6 +54,12 @@ export const evalCommand: Command = {
       help: "write {results: [{steps, difficulty, accuracy, count, meanSteps}]}",
     },
     plot: { type: "string", help: "write accuracy vs steps as PNG, one line per difficulty" },
+    predictions: {
+      type: "string",
+      help:
+        "write each example's whole answer at each r as JSONL: " +
+        "{steps, difficulty, prompt, answer, prediction, correct, tokenSteps}",
+    },
     limit: { type: "int", help: "use only the first N examples" },
     "batch-size": { type: "int", help: "rows per forward", default: 64 },
     seed: { type: "int", help: "seed of the random initial states", default: 0 },
@@ -73,6 +84,8 @@ export const evalCommand: Command = {
     }
     const exit = (str(flags, "exit") ?? "none") as ExitName;
     const threshold = num(flags, "exit-threshold") ?? defaultThreshold(exit);
+    const predictionsFile = str(flags, "predictions");
+    const lines: string[] = [];
     const rows = await runEval(model, tok, examples, steps, {
       exit,
       threshold,
@@ -80,8 +93,11 @@ export const evalCommand: Command = {
       seed: num(flags, "seed") ?? 0,
       quiet: flags.quiet === true,
       workers: workers ?? 0,
+      onPrediction:
+        predictionsFile === undefined ? undefined : (p) => lines.push(predictionLine(examples, p)),
     });
     console.log(formatTable(rows));
+    if (predictionsFile !== undefined) writeFileSync(predictionsFile, lines.join(""));
     const json = str(flags, "json");
     if (json !== undefined) writeFileSync(json, `${JSON.stringify({ results: rows }, null, 2)}\n`);
     const plot = str(flags, "plot");
@@ -102,6 +118,8 @@ export async function runEval(
     seed: number;
     quiet: boolean;
     workers: number;
+    /** Each example's whole answer at each r (decoded past its first wrong token). */
+    onPrediction?: ((p: Prediction) => void) | undefined;
   },
 ): Promise<EvalRow[]> {
   const ui = new ProgressBar({ quiet: o.quiet });
@@ -113,6 +131,8 @@ export async function runEval(
     exitThreshold: o.threshold,
     batchSize: o.batchSize,
     seed: o.seed,
+    whole: o.onPrediction !== undefined,
+    onPrediction: o.onPrediction,
     onProgress: (job) => {
       done += job.r * job.rows.length;
       ui.update(done / total, `${job.rows.length} examples at r=${job.r} done`);
@@ -122,6 +142,14 @@ export async function runEval(
   const rows = await evaluateOnThreads(model, tok, examples, options, threads);
   ui.done();
   return rows;
+}
+
+/** A line of the --predictions file. */
+function predictionLine(examples: readonly Example[], p: Prediction): string {
+  const { prompt, answer, difficulty } = examples[p.index];
+  const { steps, prediction, correct, tokenSteps } = p;
+  const line = { steps, difficulty: difficulty ?? null, prompt, answer, prediction, correct };
+  return `${JSON.stringify({ ...line, tokenSteps })}\n`;
 }
 
 /** Examples whose prompt and answer do not fit the context cannot be answered: say so. */

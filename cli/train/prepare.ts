@@ -74,7 +74,7 @@ export function startRun(s: TrainSettings, dir: string, ui: ProgressBar): Prepar
   const blockSize = typeof modelSettings.block_size === "number" ? modelSettings.block_size : null;
   const data = loadData(s.source, null, blockSize);
   const base = autoModelConfig(budget, data.tokenizer.vocabSize, data.longest);
-  const abacus = "abacus_places" in modelSettings ? null : chooseAbacus(data);
+  const abacus = chooseAbacus(data, modelSettings);
   const withAbacus = withAbacusChoice(modelSettings, abacus);
   const withDigits = abacusDigits(withAbacus, data.tokenizer, s.overrideSource);
   const resolved = resolveConfig(base, withDigits, s.overrideSource);
@@ -211,13 +211,16 @@ function chooseDepth(c: ModelConfig, recipe: Recipe, data: LoadedData): DepthCho
   return suggestDepthPerDifficulty(data.trainExamples, c.nLayersInRecurrentBlock);
 }
 
-/** The Abacus places of a new run whose settings name none (see src/train/numbers.ts). */
-function chooseAbacus(data: LoadedData): AbacusChoice | null {
-  if (data.train.kind === "text") return null;
+/**
+ * The Abacus places and rotary positions for numbers (see src/train/numbers.ts); null for other
+ * data, and where the settings turn the places off (`abacus_places` 0).
+ */
+function chooseAbacus(data: LoadedData, model: Record<string, unknown>): AbacusChoice | null {
+  if (data.train.kind === "text" || model.abacus_places === 0) return null;
   return suggestAbacus(data.trainExamples);
 }
 
-/** The settings with the chosen places and, unless they name them, the chosen rotary positions. */
+/** The settings with the chosen places and rotary positions, where they name none of their own. */
 function withAbacusChoice(
   model: Record<string, unknown>,
   choice: AbacusChoice | null,

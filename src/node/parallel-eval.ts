@@ -37,7 +37,7 @@ export async function evaluateOnThreads(
   try {
     pool.shareWeights(model);
     const decoded = await decodeJobs(jobs, pool.workers, null, o);
-    return collectResults(tok, examples, o.steps, jobs, decoded);
+    return collectResults(tok, examples, o, jobs, decoded);
   } finally {
     await pool.close();
   }
@@ -57,7 +57,7 @@ export async function evaluateOnPool(
   const jobs = planDecodeJobs(tok, examples, o.steps, o.batchSize ?? 64);
   pool.shareWeights(model);
   const decoded = await decodeJobs(jobs, pool.workers, model, o);
-  return collectResults(tok, examples, o.steps, jobs, decoded);
+  return collectResults(tok, examples, o, jobs, decoded);
 }
 
 /**
@@ -71,7 +71,8 @@ async function decodeJobs(
   own: RavenModel | null,
   o: EvalOptions,
 ): Promise<DecodedRow[][]> {
-  const options: DecodeOptions = { exit: o.exit, exitThreshold: o.exitThreshold, seed: o.seed };
+  const { exit, exitThreshold, seed, whole } = o;
+  const options: DecodeOptions = { exit, exitThreshold, seed, whole };
   const order = jobs.map((_, j) => j).sort((a, b) => decodeCost(jobs[b]) - decodeCost(jobs[a]));
   const decoded = new Array<DecodedRow[]>(jobs.length);
   let next = 0;

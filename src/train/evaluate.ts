@@ -9,7 +9,7 @@
  * from a generator of its own. Decoding runs the whole prefix through the model for every new
  * token (answers are short). A row stops as soon as it emits <eos>, or as soon as its output can
  * no longer match the answer (exact match is already lost, so the rest of its decoding cannot
- * change the score).
+ * change the score), unless its prediction is asked for whole (`whole`).
  */
 import { type Example, encodePrompt } from "../data/example.ts";
 import { type CharTokenizer, EOS_ID } from "../data/tokenizer.ts";
@@ -35,6 +35,8 @@ export interface EvalOptions extends DecodeOptions {
   batchSize?: number;
   /** Called after each decoded batch. */
   onProgress?: (job: DecodeJob) => void;
+  /** Called with each example's answer at each r, in the order of `steps`, then of examples. */
+  onPrediction?: ((p: Prediction) => void) | undefined;
 }
 
 /** How a batch is decoded: the exit criterion and the seed of the random initial states. */
@@ -43,6 +45,12 @@ export interface DecodeOptions {
   exitThreshold?: number | undefined;
   /** Seed of the random initial states (when the config's state_init is random). */
   seed?: number | undefined;
+  /**
+   * Decode each row to its <eos> (or one token past its answer) after exact match is lost too,
+   * so that a prediction shows whole; by default a row stops at its first wrong token, all the
+   * score needs. The scores and meanSteps are the same either way.
+   */
+  whole?: boolean | undefined;
 }
 
 /** One row of the results: `difficulty` null = every example together. */
@@ -63,6 +71,16 @@ export interface ExampleResult {
   tokens: number;
 }
 
+/** One example's answer at r recurrences (its index into the evaluated examples). */
+export interface Prediction {
+  steps: number;
+  index: number;
+  prediction: string;
+  correct: boolean;
+  /** The recurrences of each decoded token, the <eos> too. */
+  tokenSteps: number[];
+}
+
 /**
  * A batch to decode at r recurrences: examples `rows` (indices into the evaluated list), whose
  * prompts all have the same length. Jobs are independent: any thread may decode any of them.
@@ -74,12 +92,15 @@ export interface DecodeJob {
   answers: number[][];
 }
 
-/** A decoded row: its answer ids (without <eos>), exact match, steps used over its tokens. */
+/**
+ * A decoded row: its answer ids (without <eos>), exact match, and the recurrences of each decoded
+ * token; the score counts the first `scored` of them (up to the first wrong one).
+ */
 export interface DecodedRow {
   correct: boolean;
   ids: number[];
-  stepsUsed: number;
-  tokens: number;
+  tokenSteps: number[];
+  scored: number;
 }
 
 /** `evaluate`, or the same rows computed elsewhere (on worker threads: src/node/parallel-eval.ts). */
@@ -106,7 +127,7 @@ export function evaluate(
     o.onProgress?.(job);
     return rows;
   });
-  return collectResults(tok, examples, o.steps, jobs, decoded);
+  return collectResults(tok, examples, o, jobs, decoded);
 }
 
 /**
@@ -143,23 +164,28 @@ export function planDecodeJobs(
   });
 }
 
-/** The rows of every r, from the decoded jobs (in `jobs` order). */
+/** The rows of every r of `o.steps`, from the decoded jobs (in `jobs` order). */
 export function collectResults(
   tok: CharTokenizer,
   examples: readonly Example[],
-  steps: readonly number[],
+  o: Pick<EvalOptions, "steps" | "onPrediction">,
   jobs: readonly DecodeJob[],
   decoded: readonly DecodedRow[][],
 ): EvalRow[] {
-  return steps.flatMap((r) => {
+  return o.steps.flatMap((r) => {
     const results = new Array<ExampleResult>(examples.length);
+    const predictions = new Array<Prediction>(examples.length);
     jobs.forEach((job, j) => {
       if (job.r !== r) return;
-      job.rows.forEach((i, k) => {
-        const { ids, ...rest } = decoded[j][k];
-        results[i] = { ...rest, prediction: tok.decode(ids) };
+      job.rows.forEach((index, k) => {
+        const { correct, ids, tokenSteps, scored } = decoded[j][k];
+        const prediction = tok.decode(ids);
+        const stepsUsed = tokenSteps.slice(0, scored).reduce((a, b) => a + b, 0);
+        results[index] = { correct, prediction, stepsUsed, tokens: scored };
+        predictions[index] = { steps: r, index, prediction, correct, tokenSteps };
       });
     });
+    if (o.onPrediction !== undefined) predictions.forEach(o.onPrediction);
     return summarize(examples, results, r);
   });
 }
@@ -183,10 +209,11 @@ export function decodeJob(model: RavenModel, job: DecodeJob, o: DecodeOptions): 
   const rows: DecodedRow[] = prompts.map(() => ({
     correct: false,
     ids: [],
-    stepsUsed: 0,
-    tokens: 0,
+    tokenSteps: [],
+    scored: 0,
   }));
   const active = prompts.map(() => true);
+  const matching = prompts.map(() => true);
   const seqs = prompts.map((p) => [...p]);
   const maxNew = Math.max(...answers.map((a) => a.length)) + 1;
   for (let t = 0; t < maxNew && active.some(Boolean); t++) {
@@ -201,17 +228,20 @@ export function decodeJob(model: RavenModel, job: DecodeJob, o: DecodeOptions): 
       let best = 0;
       for (let v = 1; v < V; v++) if (logits.data[off + v] > logits.data[off + best]) best = v;
       const row = rows[b];
-      row.stepsUsed += stepsUsed[b];
-      row.tokens += 1;
+      row.tokenSteps.push(stepsUsed[b]);
+      if (matching[b]) row.scored += 1;
       const ans = answers[b];
       if (best === EOS_ID) {
-        row.correct = row.ids.length === ans.length;
+        row.correct = matching[b] && row.ids.length === ans.length;
         active[b] = false;
         continue;
       }
       row.ids.push(best);
       const pos = row.ids.length - 1;
-      if (pos >= ans.length || ans[pos] !== best) active[b] = false; // exact match lost
+      if (pos >= ans.length || ans[pos] !== best) {
+        matching[b] = false; // exact match lost: the rest of the row cannot change its score
+        if (o.whole !== true || pos >= ans.length) active[b] = false;
+      }
     }
     // finished rows keep decoding along (their tokens are ignored) so the batch stays rectangular
     for (let b = 0; b < B; b++) seqs[b].push(rows[b].ids[rows[b].ids.length - 1] ?? EOS_ID);
