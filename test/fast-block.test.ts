@@ -11,9 +11,9 @@ import { Rng } from "../src/tensor/random.ts";
 const model = initModel({ ...presets.tiny, nLayersInPrelude: 2 }, new Rng(3));
 const prompts = [[5, 17, 3], [40, 2, 9, 33, 61, 8, 12], [70]];
 
-async function same(o: GenerateOptions, ps: number[][] = prompts): Promise<void> {
-  const spec = await generateAll(model, ps, { ...o, fastBlocks: false });
-  const fast = await generateAll(model, ps, o);
+async function same(o: GenerateOptions, ps = prompts, m = model): Promise<void> {
+  const spec = await generateAll(m, ps, { ...o, fastBlocks: false });
+  const fast = await generateAll(m, ps, o);
   assert.deepEqual(fast.tokens, spec.tokens);
   assert.deepEqual(fast.steps, spec.steps);
   fast.records.forEach((r, i) => {
@@ -41,4 +41,11 @@ test("fast blocks == Tensor path: latest lookup, warm start, modulo sharing", as
   const base = { maxNewTokens: 4, numSteps: 8, init: "random" as const, warmStart: true };
   await same({ ...base, exit: "latent-diff", exitThreshold: 0.2, lookup: "latest" });
   await same({ ...base, sharing: { kind: "modulo", budget: 3 } });
+});
+
+test("fast blocks == Tensor path: logits × ln(keys), a padded batch in a window", async () => {
+  const scaled = { ...presets.tiny, attentionScale: "log-length" as const };
+  const o = { maxNewTokens: 5, numSteps: 3, init: "random" as const, seed: 2 };
+  await same(o, prompts, initModel(scaled, new Rng(4)));
+  await same(o, prompts, initModel({ ...scaled, attentionWindow: 3 }, new Rng(4)));
 });

@@ -51,6 +51,12 @@ test("elementwise: add, mul, addBias, scale, reshape, narrow", () => {
   gradcheck("add", ops.add, [rand([3, 4]), rand([3, 4])]);
   gradcheck("addBias", ops.addBias, [rand([2, 3, 4]), rand([4])]);
   gradcheck("scale", (x) => ops.scale(x, -1.7), [rand([5])]);
+  const factors = Float32Array.of(0, 2.5, -1);
+  gradcheck("scaleRows", (x) => ops.scaleRows(x, factors), [rand([3, 2, 2])]);
+  assert.deepEqual(
+    Array.from(ops.scaleRows(tensor(Float32Array.of(1, 2, 3, 4, 5, 6), [3, 2]), factors).data),
+    [0, 0, 7.5, 10, -5, -6],
+  );
   gradcheck("mul", ops.mul, [rand([2, 3]), rand([2, 3])]);
   gradcheck("reshape", (x) => ops.reshape(x, [6, 2]), [rand([3, 4])]);
   gradcheck("narrow", (x) => ops.narrow(x, 3, [2, 2]), [rand([3, 4])]);

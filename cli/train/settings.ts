@@ -135,12 +135,13 @@ function readConfigFile(path: string): Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // Model config and recipe
 
-// config.json's fields (with a window and places set, so that their optional fields are listed)
+// config.json's fields (with loom's extensions set, so that their optional fields are listed)
 const MODEL_KEYS: Record<string, string> = Object.fromEntries(
   Object.keys(
     configToJson({
       ...presets.tiny,
       ...{ attentionWindow: 1, rotaryPct: 0, abacusPlaces: 1, abacusDigits: [5] },
+      attentionScale: "log-length",
     }),
   ).map((k) => [normKey(k), k]),
 );

@@ -5,6 +5,7 @@
  */
 import {
   type InjectionType,
+  type AttentionScale,
   type ModelConfig,
   type SamplingScheme,
   type StateInit,
@@ -41,6 +42,7 @@ const numberFields: [string, NumberKey, "int" | "float"][] = [
 
 /** The closed string fields and their allowed values. */
 const injectionTypes: readonly InjectionType[] = ["linear", "add"];
+const attentionScales: readonly AttentionScale[] = ["constant", "log-length"];
 const stateInits: readonly StateInit[] = ["like-init", "normal", "zero"];
 const samplingSchemes: readonly SamplingScheme[] = ["poisson-lognormal-filling", "fixed"];
 
@@ -114,6 +116,13 @@ export function configFromJson(json: unknown, source = "config.json"): ModelConf
   cfg.tieEmbeddings = readBool(obj, "tie_embeddings", cfg.tieEmbeddings, fail);
   cfg.injectionType = readChoice(obj, "injection_type", injectionTypes, cfg.injectionType, fail);
   cfg.stateInit = readChoice(obj, "state_init", stateInits, cfg.stateInit, fail);
+  cfg.attentionScale = readChoice(
+    obj,
+    "attention_scale",
+    attentionScales,
+    cfg.attentionScale,
+    fail,
+  );
   cfg.samplingScheme = readChoice(
     obj,
     "sampling_scheme",
@@ -181,6 +190,7 @@ function collectExtra(obj: Record<string, unknown>): Record<string, unknown> {
     "injection_type",
     "state_init",
     "sampling_scheme",
+    "attention_scale",
     "abacus_digits",
     ...Object.keys(fixedFields),
     ...derivedFields,
@@ -283,6 +293,7 @@ export function configToJson(c: ModelConfig): Record<string, unknown> {
     model_type: "huginn_raven",
     ...(c.attentionWindow > 0 ? { attention_window: c.attentionWindow } : {}),
     ...(c.rotaryPct < 1 ? { rotary_pct: c.rotaryPct } : {}),
+    ...(c.attentionScale !== "constant" ? { attention_scale: c.attentionScale } : {}),
     ...(c.abacusPlaces > 0
       ? { abacus_places: c.abacusPlaces, abacus_digits: [...c.abacusDigits] }
       : {}),

@@ -5,6 +5,7 @@
  * computed by the functions below and only written out, never read back as truth.
  */
 
+export type AttentionScale = "constant" | "log-length";
 export type InjectionType = "linear" | "add"; // concat [s, e] -> Linear(2C -> C), or s + e
 export type StateInit = "like-init" | "normal" | "zero"; // how s_0 is drawn (see model/state.ts)
 export type SamplingScheme = "poisson-lognormal-filling" | "fixed";
@@ -45,6 +46,14 @@ export interface ModelConfig {
    */
   rotaryPct: number;
   /**
+   * loom's extension (config.json `attention_scale`, written only when not "constant"): how
+   * attention scales its logits. "constant": q·k/√D, the reference. "log-length": q·k/√D times
+   * ln n, n the keys a query sees (Scalable-Softmax, Nakanishi 2025), so that a key that stands
+   * out keeps its weight among more keys than training had (src/model/attention-scale.ts). The
+   * reference's code ignores the field.
+   */
+  attentionScale: AttentionScale;
+  /**
    * loom's extension (config.json `abacus_places`, `abacus_digits`, written only when
    * abacus_places > 0): Abacus embeddings, a learned (abacus_places, C) table of each digit's
    * place within its number, added to the digit tokens' embeddings (src/model/abacus.ts);
@@ -67,6 +76,7 @@ export function describeExtensions(c: ModelConfig): string {
     ...(c.attentionWindow > 0 ? [`attention window ${c.attentionWindow}`] : []),
     ...(c.abacusPlaces > 0 ? [`Abacus places ${c.abacusPlaces}`] : []),
     ...(c.rotaryPct < 1 ? [rotary] : []),
+    ...(c.attentionScale === "log-length" ? ["attention logits × ln(keys)"] : []),
   ]
     .map((part) => `, ${part}`)
     .join("");
@@ -117,6 +127,7 @@ export const huginn0125: ModelConfig = {
   samplingScheme: "poisson-lognormal-filling",
   attentionWindow: 0,
   rotaryPct: 1,
+  attentionScale: "constant",
   abacusPlaces: 0,
   abacusDigits: [],
   extra: {},

@@ -15,6 +15,7 @@ import type { Backend } from "../backend/backend.ts";
 import { backend } from "../backend/select.ts";
 import type { BlockEnv, BlockFn, CachedKV, ForwardContext } from "./layers.ts";
 import type { BlockParams } from "./params.ts";
+import { queryScales, scaleQueries } from "./attention-scale.ts";
 import { type Tensor, alloc, tensor } from "../tensor/tensor.ts";
 
 /** Grow-only scratch buffers by name, handed out as exact-length views. */
@@ -88,6 +89,8 @@ export function fastSandwichBlock(
   const positions = ctx.ropePositions ?? ctx.positions;
   rotate(be, q, positions, env, B, T, H);
   rotate(be, k, positions, env, B, T, H);
+  const scales = queryScales(env.config, positions, B, T);
+  if (scales !== null) scaleQueries(q, scales, C);
   const kv = keysAndValues(ctx, slot, k, v);
   const y = ws.get("y", R * C);
   const probs = ws.get("probs", B * H * T * kv.tk);

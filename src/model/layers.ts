@@ -15,12 +15,14 @@ import {
   narrow,
   reshape,
   rmsNorm,
+  scaleRows,
   swiglu,
 } from "../tensor/ops.ts";
 import { type Tensor, gradEnabled, tensor } from "../tensor/tensor.ts";
 import type { ModelConfig } from "./config.ts";
 import type { BlockParams } from "./params.ts";
 import type { RopeTable } from "./rope.ts";
+import { queryScales } from "./attention-scale.ts";
 
 /** What a KV cache hands back for one slot: all keys/values the current chunk attends to. */
 export interface CachedKV {
@@ -96,7 +98,9 @@ export function attentionBranch(
   // q, k: + qk_bias[0], qk_bias[1] (broadcast over B, T), then RoPE; all (B, T, H, D)
   const rot = { positions: ctx.ropePositions ?? ctx.positions, ...env.rope };
   const bias = (i: number) => (p.qkBias ? narrow(p.qkBias, i * C, [C]) : null);
-  const q = headsOf(qkv, 0, H, bias(0), rot);
+  const scales = queryScales(env.config, rot.positions, B, T);
+  const rotated = headsOf(qkv, 0, H, bias(0), rot);
+  const q = scales === null ? rotated : scaleRows(rotated, scales);
   const k = headsOf(qkv, 1, H, bias(1), rot);
   const v = headsOf(qkv, 2, H, null, null);
   const window = env.config.attentionWindow;

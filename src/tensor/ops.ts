@@ -76,6 +76,20 @@ export function scale(x: Tensor, s: number): Tensor {
   return out;
 }
 
+/** x (R, …) with row r times the constant `factors[r]` (R). */
+export function scaleRows(x: Tensor, factors: Float32Array): Tensor {
+  const n = x.size / factors.length; // values per row
+  const data = alloc(x.size);
+  for (let i = 0; i < data.length; i++) data[i] = x.data[i] * factors[Math.floor(i / n)];
+  const out = result(data, x.shape, [x], () => {
+    const g = out.grad;
+    if (g === null) return;
+    const gx = gradOf(x);
+    for (let i = 0; i < g.length; i++) gx[i] += g[i] * factors[Math.floor(i / n)];
+  });
+  return out;
+}
+
 /** The same values under another shape (a view: the data buffer is shared). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
   if (numel(shape) !== x.size) {
