@@ -81,7 +81,8 @@ export interface BlockEnv {
 
 /**
  * Causal self-attention with qk bias and interleaved RoPE (over the last `attentionWindow`
- * positions when set); x (B, T, C) -> (B, T, C).
+ * positions when set; each query times ln(keys) under `attentionScale` "log-length");
+ * x (B, T, C) -> (B, T, C).
  */
 export function attentionBranch(
   p: BlockParams,
