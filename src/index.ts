@@ -33,6 +33,7 @@ export {
   forward,
 } from "./model/model.ts";
 export type { KVCache, CachedKV, ForwardContext } from "./model/layers.ts";
+export { sequencePlaces, chunkPlaces } from "./model/abacus.ts";
 export {
   CheckpointError,
   namedParameters,

@@ -2,9 +2,7 @@
 // config.json and checkpoint fields, cached decoding and the trainer's random offsets.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { generateDiffusion } from "../src/generate/diffusion.ts";
 import { generateAll } from "../src/generate/generate.ts";
-import { generateSpeculative } from "../src/generate/speculative.ts";
 import { abacusPlaces, chunkPlaces, randomAbacusPlaces } from "../src/model/abacus.ts";
 import { expectedShapes, namedParameters, paramsFromStored } from "../src/model/checkpoint.ts";
 import { type ModelConfig, presets } from "../src/model/config.ts";
@@ -14,7 +12,13 @@ import { type RavenModel, embedInputs, forward, initModel } from "../src/model/m
 import { Rng } from "../src/tensor/random.ts";
 import { noGrad } from "../src/tensor/tensor.ts";
 import { batchGradient } from "../src/train/trainer.ts";
-import { assertClose, centralDifference } from "./helpers.ts";
+import {
+  GREEDY_OPTIONS,
+  GREEDY_PROMPTS,
+  assertClose,
+  assertDecodersRecompute,
+  centralDifference,
+} from "./helpers.ts";
 
 // digits: ids 10-19 ("0"-"9"); 20 is "+", 21 is "="
 const digits = Array.from({ length: 10 }, (_, i) => 10 + i);
@@ -85,10 +89,13 @@ test("training offsets: seeded, varied, and every number stays inside the table"
 test("the embedding adds the place's row to each digit's, scaled like the tokens'", () => {
   const model = modelWithPlaces({ ...config, nLayersInPrelude: 0 }, 3);
   const x = Int32Array.from(ids("45+6="));
-  const ctx: ForwardContext = { batch: 1, seqLen: 5, positions: Int32Array.from([0, 1, 2, 3, 4]) };
+  const places = [1, 2, 0, 1, 0];
+  const ctx: ForwardContext = {
+    ...{ batch: 1, seqLen: 5, positions: Int32Array.from([0, 1, 2, 3, 4]) },
+    places: Int32Array.from(places),
+  };
   const e = noGrad(() => embedInputs(model, x, ctx));
   const C = config.nEmbd;
-  const places = [1, 2, 0, 1, 0];
   const want = new Float32Array(5 * C);
   const { wte, abacus } = model.params;
   assert.ok(abacus);
@@ -98,8 +105,8 @@ test("the embedding adds the place's row to each digit's, scaled like the tokens
     }
   });
   assertClose(e.data, want, 1e-5, "prelude-free embedding");
-  const later = { ...ctx, positions: Int32Array.from([5, 6, 7, 8, 9]) };
-  assert.throws(() => embedInputs(model, x, later), /needs its Abacus places/);
+  const unset = { ...ctx, places: undefined };
+  assert.throws(() => embedInputs(model, x, unset), /set ctx.places/);
 });
 
 test("the place table's gradient matches finite differences; unused places get none", () => {
@@ -172,39 +179,15 @@ const greedyModel = modelWithPlaces(
   9,
 );
 
-/** Greedy tokens by full recompute: each the argmax of an uncached forward of all before it. */
-function uncachedGreedy(prompt: readonly number[], n: number, numSteps: number): number[] {
-  const seq = [...prompt];
-  const V = greedyModel.config.paddedVocabSize;
-  for (let i = 0; i < n; i++) {
-    const x = Int32Array.from(seq);
-    const { logits } = noGrad(() => forward(greedyModel, x, { batch: 1, numSteps }));
-    const last = logits.data.subarray((seq.length - 1) * V, seq.length * V);
-    seq.push(last.indexOf(Math.max(...last)));
-  }
-  return seq.slice(prompt.length);
-}
-
 test("cached, batched, speculative and diffusion decoding give the full-recompute tokens", async () => {
-  const prompts = [
-    [12, 40, 3, 77, 5],
-    [2, 60, 61],
-  ];
-  const o = { maxNewTokens: 8, numSteps: 3, init: "zero" } as const;
-  const want = prompts.map((p) => uncachedGreedy(p, 8, 3));
+  const want = await assertDecodersRecompute(greedyModel);
   assert.ok(
     want.flat().some((t) => t >= 5),
     "the test needs generated digits",
   );
-  const batched = await generateAll(greedyModel, prompts, o);
-  assert.deepEqual(batched.tokens, want);
-  const spec = generateSpeculative(greedyModel, prompts[0], { ...o, draftSteps: 1, lookahead: 3 });
-  assert.deepEqual(spec.tokens, want[0]);
-  const diffusion = { ...o, innerRecurrence: 3, sharing: { kind: "none" } } as const;
-  assert.deepEqual(generateDiffusion(greedyModel, prompts[0], diffusion).tokens, want[0]);
   // and the places matter: the same weights without the table decode otherwise
   const params = { ...greedyModel.params, abacus: null };
   const plain = { ...greedyModel, config: presets.tiny, params };
-  const without = await generateAll(plain, prompts, o);
+  const without = await generateAll(plain, GREEDY_PROMPTS, GREEDY_OPTIONS);
   assert.notDeepEqual(without.tokens, want);
 });

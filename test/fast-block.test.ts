@@ -49,3 +49,13 @@ test("fast blocks == Tensor path: logits × ln(keys), a padded batch in a window
   await same(o, prompts, initModel(scaled, new Rng(4)));
   await same(o, prompts, initModel({ ...scaled, attentionWindow: 3 }, new Rng(4)));
 });
+
+test("fast blocks == Tensor path: RoPE turned by Abacus places, a padded batch", async () => {
+  const digits = Array.from({ length: 40 }, (_, i) => 5 + 2 * i); // odd ids 5-83 are digits
+  const coupled = { ...presets.tiny, abacusPlaces: 8, abacusDigits: digits };
+  const m = initModel({ ...coupled, rotaryPositions: "place" as const }, new Rng(6));
+  const table = m.params.abacus;
+  assert.ok(table);
+  new Rng(7).fillNormal(table.data, 0, 0.05);
+  await same({ maxNewTokens: 5, numSteps: 3, init: "random", seed: 2 }, prompts, m);
+});

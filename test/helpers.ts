@@ -6,6 +6,11 @@ import { type TensorSource, parseSafetensors } from "../src/checkpoint/safetenso
 import type { StoredTensors } from "../src/model/checkpoint.ts";
 import { type ModelConfig, presets } from "../src/model/config.ts";
 import { paddedVocabSize } from "../src/data/tokenizer.ts";
+import { generateDiffusion } from "../src/generate/diffusion.ts";
+import { generateAll } from "../src/generate/generate.ts";
+import { generateSpeculative } from "../src/generate/speculative.ts";
+import { type RavenModel, forward } from "../src/model/model.ts";
+import { noGrad } from "../src/tensor/tensor.ts";
 
 /** A model small enough to train in a test: width 32, 2 heads, over a tokenizer's vocabulary. */
 export function tinyConfig(vocabSize: number, over: Partial<ModelConfig> = {}): ModelConfig {
@@ -117,4 +122,47 @@ export function runLoom(
 ): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [loomBin, ...args], { encoding: "utf8", env });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Greedy tokens by full recompute: each the argmax of an uncached forward of all before it. */
+function uncachedGreedy(
+  model: RavenModel,
+  prompt: readonly number[],
+  n: number,
+  numSteps: number,
+): number[] {
+  const seq = [...prompt];
+  const V = model.config.paddedVocabSize;
+  for (let i = 0; i < n; i++) {
+    const x = Int32Array.from(seq);
+    const { logits } = noGrad(() => forward(model, x, { batch: 1, numSteps }));
+    const last = logits.data.subarray((seq.length - 1) * V, seq.length * V);
+    seq.push(last.indexOf(Math.max(...last)));
+  }
+  return seq.slice(prompt.length);
+}
+
+/** Two prompts, 8 greedy tokens at 3 recurrences from a zero state, as the decoders below take. */
+export const GREEDY_PROMPTS = [
+  [12, 40, 3, 77, 5],
+  [2, 60, 61],
+];
+export const GREEDY_OPTIONS = { maxNewTokens: 8, numSteps: 3, init: "zero" } as const;
+
+/**
+ * Asserts that batched (fast and Tensor blocks), speculative and diffusion decoding of
+ * GREEDY_PROMPTS give the full-recompute tokens, which it returns.
+ */
+export async function assertDecodersRecompute(model: RavenModel): Promise<number[][]> {
+  const o = GREEDY_OPTIONS;
+  const want = GREEDY_PROMPTS.map((p) => uncachedGreedy(model, p, o.maxNewTokens, o.numSteps));
+  assert.deepEqual((await generateAll(model, GREEDY_PROMPTS, o)).tokens, want);
+  const slow = await generateAll(model, GREEDY_PROMPTS, { ...o, fastBlocks: false });
+  assert.deepEqual(slow.tokens, want);
+  const first = GREEDY_PROMPTS[0];
+  const spec = generateSpeculative(model, first, { ...o, draftSteps: 1, lookahead: 3 });
+  assert.deepEqual(spec.tokens, want[0]);
+  const diffusion = { ...o, innerRecurrence: 3, sharing: { kind: "none" } } as const;
+  assert.deepEqual(generateDiffusion(model, first, diffusion).tokens, want[0]);
+  return want;
 }

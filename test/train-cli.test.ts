@@ -310,6 +310,12 @@ test("addition gets Abacus places and no rotary positions by default; --abacus_p
   const rotary = config(join(dir, "sums-rotary"));
   assert.equal(typeof rotary.abacus_places, "number");
   assert.equal(rotary.rotary_pct, undefined);
+  r = loom("train", "--out", join(dir, "sums-coupled"), "--rotary_positions", "place", ...sums);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /model: .*, rotary positions from Abacus places/);
+  const coupled = config(join(dir, "sums-coupled"));
+  assert.equal(coupled.rotary_positions, "place");
+  assert.equal(coupled.rotary_pct, undefined, "places that turn RoPE turn all of it");
   r = loom("train", "--out", join(dir, "sums-plain"), "--abacus_places", "0", ...sums);
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stdout + r.stderr, /numbers: /);

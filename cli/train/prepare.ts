@@ -220,13 +220,17 @@ function chooseAbacus(data: LoadedData, model: Record<string, unknown>): AbacusC
   return suggestAbacus(data.trainExamples);
 }
 
-/** The settings with the chosen places and rotary positions, where they name none of their own. */
+/**
+ * The settings with the chosen places and rotary positions, where they name none of their own
+ * (places that turn RoPE, `rotary_positions` "place", turn all of it).
+ */
 function withAbacusChoice(
   model: Record<string, unknown>,
   choice: AbacusChoice | null,
 ): Record<string, unknown> {
   if (choice === null) return model;
-  return { abacus_places: choice.places, rotary_pct: choice.rotaryPct, ...model };
+  const rotaryPct = model.rotary_positions === "place" ? 1 : choice.rotaryPct;
+  return { abacus_places: choice.places, rotary_pct: rotaryPct, ...model };
 }
 
 /** Settings asking for Abacus places get the tokenizer's digits, unless they name their own. */
@@ -266,9 +270,15 @@ function withWindow(
 }
 
 function describeAbacus(ui: ProgressBar, choice: AbacusChoice, c: ModelConfig): void {
+  const rotary =
+    c.rotaryPositions === "place"
+      ? ", rotary positions from the places"
+      : c.rotaryPct === 0
+        ? ", no rotary positions"
+        : "";
   ui.log(
-    `numbers: Abacus places ${c.abacusPlaces}${c.rotaryPct === 0 ? ", no rotary positions" : ""} ` +
-      `(${choice.reason}; --abacus_places 0 for none, --rotary_pct 1 for rotary positions)`,
+    `numbers: Abacus places ${c.abacusPlaces}${rotary} (${choice.reason}; --abacus_places 0 ` +
+      "for none, --rotary_positions place to turn RoPE by the places)",
   );
 }
 

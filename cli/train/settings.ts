@@ -142,6 +142,7 @@ const MODEL_KEYS: Record<string, string> = Object.fromEntries(
       ...presets.tiny,
       ...{ attentionWindow: 1, rotaryPct: 0, abacusPlaces: 1, abacusDigits: [5] },
       attentionScale: "log-length",
+      rotaryPositions: "place",
     }),
   ).map((k) => [normKey(k), k]),
 );

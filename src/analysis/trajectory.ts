@@ -12,6 +12,7 @@
  * seeds (other s_0) are projected with the same basis and centre: path independence.
  * Shapes: T tokens, C width, V vocab, N steps.
  */
+import { sequencePlaces } from "../model/abacus.ts";
 import type { ForwardContext } from "../model/layers.ts";
 import {
   type RavenModel,
@@ -216,10 +217,12 @@ export function initFor(m: RavenModel, seed: number): StateInitOption {
 }
 
 /** A forward context for one sequence of T tokens at positions 0 … T−1, no cache. */
-function contextFor(m: RavenModel, T: number): ForwardContext {
+function contextFor(m: RavenModel, ids: Int32Array): ForwardContext {
+  const T = ids.length;
   if (T > m.rope.maxPos)
     throw new Error(`trajectory: ${T} tokens exceed the context (${m.rope.maxPos})`);
-  return { batch: 1, seqLen: T, positions: Int32Array.from({ length: T }, (_, i) => i) };
+  const positions = Int32Array.from({ length: T }, (_, i) => i);
+  return { batch: 1, seqLen: T, positions, places: sequencePlaces(m.config, ids, 1, T) };
 }
 
 function runLatents(
@@ -229,8 +232,9 @@ function runLatents(
   seed: number,
   keep: boolean,
 ): Run {
-  const ctx = contextFor(m, ids.length);
-  const e = embedInputs(m, Int32Array.from(ids), ctx); // (1, T, C)
+  const tokens = Int32Array.from(ids);
+  const ctx = contextFor(m, tokens);
+  const e = embedInputs(m, tokens, ctx); // (1, T, C)
   let s = initializeState(m, e, initFor(m, seed));
   const lnF = (x: Tensor): Float32Array => rmsNorm(x, m.params.lnF, m.config.normEps).data;
   const states: Tensor[] = [];
@@ -272,7 +276,7 @@ function logitLens(
 ): Lens[] {
   const T = ids.length;
   const V = m.config.paddedVocabSize;
-  const ctx = contextFor(m, T);
+  const ctx = contextFor(m, Int32Array.from(ids));
   const logp = (s: Tensor): Float64Array[] => {
     const logits = predictFromLatents(m, s, ctx).logits.data; // (1, T, V)
     return Array.from({ length: T }, (_, t) =>

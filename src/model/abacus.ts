@@ -11,7 +11,9 @@
  *            = place(t - 1) + 1         a digit after a digit
  *
  * clamped at `abacusPlaces - 1`. Training draws each row's offset at random, so that the places
- * of long numbers are trained on short ones; inference uses offset 0.
+ * of long numbers are trained on short ones; inference uses offset 0. Under `rotary_positions`
+ * "place", where the places turn RoPE too, a non-digit's place is the offset rather than 0: the
+ * whole row moves, and the `=` stands one place before the first digits at every offset.
  */
 import type { Rng } from "../tensor/random.ts";
 import type { ModelConfig } from "./config.ts";
@@ -39,15 +41,26 @@ export function abacusPlaces(
   const places = new Int32Array(B * T);
   for (let b = 0; b < B; b++) {
     const offset = o.offsets?.[b] ?? 0;
-    let prev = o.before?.[b] ?? 0;
+    const nonDigit = c.rotaryPositions === "place" ? offset : 0;
+    let prev = o.before?.[b] ?? 0; // the place of the digit before, 0 after a non-digit
     for (let t = 0; t < T; t++) {
       const i = b * T + t;
       if (!digits.has(ids[i])) prev = 0;
       else prev = Math.min(top, prev > 0 ? prev + 1 : offset + 1);
-      places[i] = prev;
+      places[i] = prev > 0 ? prev : nonDigit;
     }
   }
   return places;
+}
+
+/** The places (B·T) of (B, T) ids whose rows start their sequences; undefined without Abacus. */
+export function sequencePlaces(
+  c: ModelConfig,
+  ids: Int32Array,
+  B: number,
+  T: number,
+): Int32Array | undefined {
+  return hasAbacus(c) ? abacusPlaces(c, ids, B, T) : undefined;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   type InjectionType,
   type AttentionScale,
   type ModelConfig,
+  type RotaryPositions,
   type SamplingScheme,
   type StateInit,
   effectiveExpectedDepth,
@@ -43,6 +44,7 @@ const numberFields: [string, NumberKey, "int" | "float"][] = [
 /** The closed string fields and their allowed values. */
 const injectionTypes: readonly InjectionType[] = ["linear", "add"];
 const attentionScales: readonly AttentionScale[] = ["constant", "log-length"];
+const rotaryPositionsChoices: readonly RotaryPositions[] = ["index", "place"];
 const stateInits: readonly StateInit[] = ["like-init", "normal", "zero"];
 const samplingSchemes: readonly SamplingScheme[] = ["poisson-lognormal-filling", "fixed"];
 
@@ -123,6 +125,13 @@ export function configFromJson(json: unknown, source = "config.json"): ModelConf
     cfg.attentionScale,
     fail,
   );
+  cfg.rotaryPositions = readChoice(
+    obj,
+    "rotary_positions",
+    rotaryPositionsChoices,
+    cfg.rotaryPositions,
+    fail,
+  );
   cfg.samplingScheme = readChoice(
     obj,
     "sampling_scheme",
@@ -191,6 +200,7 @@ function collectExtra(obj: Record<string, unknown>): Record<string, unknown> {
     "state_init",
     "sampling_scheme",
     "attention_scale",
+    "rotary_positions",
     "abacus_digits",
     ...Object.keys(fixedFields),
     ...derivedFields,
@@ -231,6 +241,15 @@ export function validateConfig(c: ModelConfig, source = "config"): void {
   if (!(c.rotaryPct >= 0 && c.rotaryPct <= 1)) bad("rotary_pct", "must be between 0 and 1");
   if (c.abacusPlaces > 0 && c.abacusDigits.length === 0) {
     bad("abacus_digits", "must list the digit tokens' ids when abacus_places > 0");
+  }
+  if (c.rotaryPositions === "place") {
+    if (c.abacusPlaces === 0) bad("rotary_positions", '"place" needs abacus_places > 0');
+    if (c.rotaryPct === 0) bad("rotary_positions", '"place" needs rotary_pct > 0');
+    if (c.abacusPlaces > c.blockSize)
+      bad(
+        "abacus_places",
+        `(${c.abacusPlaces}) must be <= block_size (${c.blockSize}) under rotary_positions "place"`,
+      );
   }
   const outside = c.abacusDigits.find((id) => id >= c.vocabSize);
   if (outside !== undefined)
@@ -294,6 +313,7 @@ export function configToJson(c: ModelConfig): Record<string, unknown> {
     ...(c.attentionWindow > 0 ? { attention_window: c.attentionWindow } : {}),
     ...(c.rotaryPct < 1 ? { rotary_pct: c.rotaryPct } : {}),
     ...(c.attentionScale !== "constant" ? { attention_scale: c.attentionScale } : {}),
+    ...(c.rotaryPositions !== "index" ? { rotary_positions: c.rotaryPositions } : {}),
     ...(c.abacusPlaces > 0
       ? { abacus_places: c.abacusPlaces, abacus_digits: [...c.abacusDigits] }
       : {}),

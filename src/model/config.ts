@@ -6,6 +6,8 @@
  */
 
 export type AttentionScale = "constant" | "log-length";
+/** What a token's rotary angle counts: its index in the sequence, or its Abacus place. */
+export type RotaryPositions = "index" | "place";
 export type InjectionType = "linear" | "add"; // concat [s, e] -> Linear(2C -> C), or s + e
 export type StateInit = "like-init" | "normal" | "zero"; // how s_0 is drawn (see model/state.ts)
 export type SamplingScheme = "poisson-lognormal-filling" | "fixed";
@@ -54,6 +56,14 @@ export interface ModelConfig {
    */
   attentionScale: AttentionScale;
   /**
+   * loom's extension (config.json `rotary_positions`, written only when not "index"): what turns
+   * RoPE. "index": each token's index in its sequence, the reference. "place": each token's
+   * Abacus place (src/model/abacus.ts; needs `abacus_places` > 0), so that attention between
+   * digits depends on how far apart their places are, not their tokens: the coupled positions
+   * of Cho et al. 2024 ("Position Coupling"). The reference's code ignores the field.
+   */
+  rotaryPositions: RotaryPositions;
+  /**
    * loom's extension (config.json `abacus_places`, `abacus_digits`, written only when
    * abacus_places > 0): Abacus embeddings, a learned (abacus_places, C) table of each digit's
    * place within its number, added to the digit tokens' embeddings (src/model/abacus.ts);
@@ -76,6 +86,7 @@ export function describeExtensions(c: ModelConfig): string {
     ...(c.attentionWindow > 0 ? [`attention window ${c.attentionWindow}`] : []),
     ...(c.abacusPlaces > 0 ? [`Abacus places ${c.abacusPlaces}`] : []),
     ...(c.rotaryPct < 1 ? [rotary] : []),
+    ...(c.rotaryPositions === "place" ? ["rotary positions from Abacus places"] : []),
     ...(c.attentionScale === "log-length" ? ["attention logits × ln(keys)"] : []),
   ]
     .map((part) => `, ${part}`)
@@ -128,6 +139,7 @@ export const huginn0125: ModelConfig = {
   attentionWindow: 0,
   rotaryPct: 1,
   attentionScale: "constant",
+  rotaryPositions: "index",
   abacusPlaces: 0,
   abacusDigits: [],
   extra: {},

@@ -16,6 +16,7 @@ import { backend } from "../backend/select.ts";
 import type { BlockEnv, BlockFn, CachedKV, ForwardContext } from "./layers.ts";
 import type { BlockParams } from "./params.ts";
 import { queryScales, scaleQueries } from "./attention-scale.ts";
+import { rotaryPositions } from "./rope.ts";
 import { type Tensor, alloc, tensor } from "../tensor/tensor.ts";
 
 /** Grow-only scratch buffers by name, handed out as exact-length views. */
@@ -86,10 +87,10 @@ export function fastSandwichBlock(
   splitHeads(be, q, qkv, R, C, 0, bias);
   splitHeads(be, k, qkv, R, C, 1, bias);
   splitHeads(be, v, qkv, R, C, 2, null);
-  const positions = ctx.ropePositions ?? ctx.positions;
-  rotate(be, q, positions, env, B, T, H);
-  rotate(be, k, positions, env, B, T, H);
-  const scales = queryScales(env.config, positions, B, T);
+  const turns = rotaryPositions(env.config, ctx);
+  rotate(be, q, turns, env, B, T, H);
+  rotate(be, k, turns, env, B, T, H);
+  const scales = queryScales(env.config, ctx.ropePositions ?? ctx.positions, B, T);
   if (scales !== null) scaleQueries(q, scales, C);
   const kv = keysAndValues(ctx, slot, k, v);
   const y = ws.get("y", R * C);

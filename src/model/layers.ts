@@ -21,7 +21,7 @@ import {
 import { type Tensor, gradEnabled, tensor } from "../tensor/tensor.ts";
 import type { ModelConfig } from "./config.ts";
 import type { BlockParams } from "./params.ts";
-import type { RopeTable } from "./rope.ts";
+import { type RopeTable, rotaryPositions } from "./rope.ts";
 import { queryScales } from "./attention-scale.ts";
 
 /** What a KV cache hands back for one slot: all keys/values the current chunk attends to. */
@@ -46,7 +46,7 @@ export interface ForwardContext {
   batch: number; // B
   seqLen: number; // T of this chunk
   positions: Int32Array; // (T) RoPE positions of the chunk's tokens
-  /** (B·T) Abacus places of the chunk's tokens; default: from its ids, each row a whole sequence. */
+  /** (B·T) Abacus places of the chunk's tokens, for a model with them (sequencePlaces, chunkPlaces). */
   places?: Int32Array | undefined;
   cache?: KVCache | undefined;
   /** Observer of module outputs, named like the reference's modules (for traces and parity). */
@@ -97,9 +97,9 @@ export function attentionBranch(
   const T = ctx.seqLen;
   const qkv = linear(x, p.wqkv); // (B, T, 3C) = [q | k | v]
   // q, k: + qk_bias[0], qk_bias[1] (broadcast over B, T), then RoPE; all (B, T, H, D)
-  const rot = { positions: ctx.ropePositions ?? ctx.positions, ...env.rope };
+  const rot = { positions: rotaryPositions(env.config, ctx), ...env.rope };
   const bias = (i: number) => (p.qkBias ? narrow(p.qkBias, i * C, [C]) : null);
-  const scales = queryScales(env.config, rot.positions, B, T);
+  const scales = queryScales(env.config, ctx.ropePositions ?? ctx.positions, B, T);
   const rotated = headsOf(qkv, 0, H, bias(0), rot);
   const q = scales === null ? rotated : scaleRows(rotated, scales);
   const k = headsOf(qkv, 1, H, bias(1), rot);

@@ -13,7 +13,7 @@
 import { add, concatLast, crossEntropy, embedding, linear, rmsNorm } from "../tensor/ops.ts";
 import type { Rng } from "../tensor/random.ts";
 import { type Tensor, noGrad, tensor } from "../tensor/tensor.ts";
-import { abacusPlaces } from "./abacus.ts";
+import { sequencePlaces } from "./abacus.ts";
 import { type ModelConfig, headDim, initValues } from "./config.ts";
 import { type BlockEnv, type ForwardContext, sandwichBlock } from "./layers.ts";
 import { fastBlockFor } from "./fast-block.ts";
@@ -57,7 +57,7 @@ export function embedInputs(m: RavenModel, ids: Int32Array, ctx: ForwardContext)
   const shape = [ctx.batch, ctx.seqLen];
   let x = embedding(m.params.wte, ids, shape, embedScale); // (B, T, C)
   if (m.params.abacus) {
-    x = add(x, embedding(m.params.abacus, placesOf(m, ids, ctx), shape, embedScale));
+    x = add(x, embedding(m.params.abacus, placesOf(ctx), shape, embedScale));
   }
   m.params.prelude.forEach((block, j) => {
     x = sandwichBlock(block, x, j, `transformer.prelude.${j}`, m, ctx);
@@ -65,13 +65,11 @@ export function embedInputs(m: RavenModel, ids: Int32Array, ctx: ForwardContext)
   return x;
 }
 
-/** The chunk's Abacus places: given, or from its ids when it starts its sequence. */
-function placesOf(m: RavenModel, ids: Int32Array, ctx: ForwardContext): Int32Array {
-  if (ctx.places) return ctx.places;
-  if (ctx.positions[0] !== 0) {
-    throw new Error("embedInputs: a chunk after position 0 needs its Abacus places (ctx.places)");
-  }
-  return abacusPlaces(m.config, ids, ctx.batch, ctx.seqLen);
+/** The chunk's Abacus places, which the context must carry (they may turn RoPE too). */
+function placesOf(ctx: ForwardContext): Int32Array {
+  if (!ctx.places)
+    throw new Error("embedInputs: the model has Abacus places; set ctx.places (sequencePlaces)");
+  return ctx.places;
 }
 
 /**
@@ -206,7 +204,7 @@ function forwardContext(m: RavenModel, ids: Int32Array, o: ForwardOptions): Forw
     batch: B,
     seqLen: T,
     positions,
-    places: o.places,
+    places: o.places ?? (positions[0] === 0 ? sequencePlaces(m.config, ids, B, T) : undefined),
     cache: o.cache,
     trace: o.trace,
     keyMask: o.keyMask,

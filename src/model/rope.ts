@@ -5,6 +5,9 @@
  * With `rotaryPct` < 1 (loom's extension) only the first R = 2⌊rotaryPct · D/2⌋ dimensions turn,
  * at inv_freq_i = 1 / base^(2i / R) as in GPT-NeoX; the other pairs keep θ = 0 (cos 1, sin 0).
  */
+import type { ModelConfig } from "./config.ts";
+import type { ForwardContext } from "./layers.ts";
+
 const f32 = Math.fround;
 
 export interface RopeTable {
@@ -30,4 +33,19 @@ export function ropeTable(headDim: number, maxPos: number, base: number, rotaryP
     }
   }
   return { cos, sin, maxPos };
+}
+
+/**
+ * What turns RoPE for each token of a chunk (T shared by every row, or B·T): its index, or per
+ * row when left padding offsets the rows; under `rotary_positions` "place", its Abacus place.
+ */
+export function rotaryPositions(c: ModelConfig, ctx: ForwardContext): Int32Array {
+  switch (c.rotaryPositions) {
+    case "index":
+      return ctx.ropePositions ?? ctx.positions;
+    case "place":
+      if (!ctx.places)
+        throw new Error('rotary_positions "place": the chunk needs its Abacus places');
+      return ctx.places;
+  }
 }

@@ -13,6 +13,7 @@
  */
 import { type Example, encodePrompt } from "../data/example.ts";
 import { type CharTokenizer, EOS_ID } from "../data/tokenizer.ts";
+import { sequencePlaces } from "../model/abacus.ts";
 import type { ForwardContext } from "../model/layers.ts";
 import {
   type RavenModel,
@@ -282,6 +283,7 @@ function runWithExit(
       batch: B,
       seqLen: T,
       positions: Int32Array.from({ length: T }, (_, i) => i),
+      places: sequencePlaces(model.config, ids, B, T),
       fastBlock: fastBlockFor(model), // the same values as the Tensor blocks, on reused buffers
     };
     const e = embedInputs(model, ids, ctx);

@@ -13,7 +13,7 @@ import { PAD_ID } from "../data/tokenizer.ts";
 import { shuffleInPlace } from "../data/shuffle.ts";
 import { namedParameters } from "../model/checkpoint.ts";
 import { fastBlockFor } from "../model/fast-block.ts";
-import { hasAbacus, randomAbacusPlaces } from "../model/abacus.ts";
+import { hasAbacus, randomAbacusPlaces, sequencePlaces } from "../model/abacus.ts";
 import type { ForwardContext } from "../model/layers.ts";
 import {
   type RavenModel,
@@ -344,7 +344,7 @@ export function batchLoss(
     batch: batch.batch,
     seqLen: batch.seqLen,
     positions: Int32Array.from({ length: batch.seqLen }, (_, i) => i),
-    places: o.places,
+    places: o.places ?? sequencePlaces(model.config, batch.inputIds, batch.batch, batch.seqLen),
     fastBlock: fastBlockFor(model), // the no-grad iterations: same values, no tape, no churn
   };
   const e = embedInputs(model, batch.inputIds, ctx);
