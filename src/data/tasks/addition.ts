@@ -13,7 +13,8 @@ import { range, type TaskSpec } from "./spec.ts";
  * data (src/train/numbers.ts): in 30 minutes at one thread they learn 2-8 digits at seeds 0 and
  * 2, each length from its own r, and 9-digit sums at 10% (seed 0), where plain rotary positions
  * learn 2-4. Sums of 10 digits or more are never right, at any r, with any encoding tried
- * (bench/recipe-notes.md, sessions 13 and 16-21).
+ * (bench/recipe-notes.md, sessions 13 and 16-22); written least-significant digit first, with
+ * RoPE turned by the places (`rotary_positions` "place"), they are (session 22).
  */
 export const addition: TaskSpec = {
   minDifficulty: 1,
