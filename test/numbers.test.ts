@@ -27,12 +27,12 @@ function sums(levels: number[], answer = (d: number) => `1${"8".repeat(d - 1)}8`
   }));
 }
 
-test("addition's training data gets Abacus places for twice its longest number, and no rotary positions", () => {
+test("addition's training data gets Abacus places for twice its longest number, turning RoPE", () => {
   const choice = suggestAbacus(trainingData("addition"));
   assert.ok(choice !== null);
   // sums of 2-8 digits: the longest number is a 9-digit sum, P = 2 * 9 + 2
   assert.equal(choice.places, 20);
-  assert.equal(choice.rotaryPct, 0);
+  assert.equal(choice.rotaryPositions, "place");
   assert.match(choice.reason, /number that grows with the difficulty/);
 });
 

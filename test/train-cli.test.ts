@@ -279,10 +279,11 @@ test("--abacus_places: digits from the tokenizer, exact resume, and eval and gen
   const digitIds = Array.from({ length: 10 }, (_, d) => 5 + tokenizer.chars.indexOf(String(d))); // 5 specials first
   assert.equal(config.abacus_places, 20);
   assert.equal(
-    config.rotary_pct,
-    0,
+    config.rotary_positions,
+    "place",
     "places named, rotary positions still those chosen for numbers",
   );
+  assert.equal(config.rotary_pct, undefined);
   assert.deepEqual(config.abacus_digits, digitIds);
   r = loom("eval", "--model", run, "--task", "addition", "--count", "2", "--steps", "1,2", "--quiet"); // prettier-ignore
   assert.equal(r.code, 0, r.stderr);
@@ -295,34 +296,40 @@ test("--abacus_places: digits from the tokenizer, exact resume, and eval and gen
   assert.match(r.stderr, /abacus_places needs digits, and the data has none/);
 });
 
-test("addition gets Abacus places and no rotary positions by default; --abacus_places 0 opts out", () => {
+test("addition gets Abacus places turning RoPE by default; --rotary_positions index, --abacus_places 0 opt out", () => {
   const config = (run: string) =>
     JSON.parse(readFileSync(join(run, "config.json"), "utf8")) as Record<string, unknown>;
   const sums = ["--task", "addition", "--max-steps", "1", ...tiny];
-  let r = loom("train", "--out", join(dir, "sums"), ...sums);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /numbers: Abacus places \d+, no rotary positions \(the answer is a number/); // prettier-ignore
-  const chosen = config(join(dir, "sums"));
-  assert.equal(typeof chosen.abacus_places, "number");
-  assert.equal(chosen.rotary_pct, 0);
-  r = loom("train", "--out", join(dir, "sums-rotary"), "--rotary_pct", "1", ...sums);
-  assert.equal(r.code, 0, r.stderr);
-  const rotary = config(join(dir, "sums-rotary"));
-  assert.equal(typeof rotary.abacus_places, "number");
-  assert.equal(rotary.rotary_pct, undefined);
-  r = loom("train", "--out", join(dir, "sums-coupled"), "--rotary_positions", "place", ...sums);
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout + r.stderr, /model: .*, rotary positions from Abacus places/);
-  const coupled = config(join(dir, "sums-coupled"));
-  assert.equal(coupled.rotary_positions, "place");
-  assert.equal(coupled.rotary_pct, undefined, "places that turn RoPE turn all of it");
-  r = loom("train", "--out", join(dir, "sums-plain"), "--abacus_places", "0", ...sums);
-  assert.equal(r.code, 0, r.stderr);
-  assert.doesNotMatch(r.stdout + r.stderr, /numbers: /);
-  const plain = config(join(dir, "sums-plain"));
-  assert.equal(plain.abacus_places, undefined);
-  assert.equal(plain.rotary_pct, undefined);
-  assert.equal(plain.rope_base, 50000);
+  const train = (out: string, ...flags: string[]) => {
+    const r = loom("train", "--out", join(dir, out), ...flags, ...sums);
+    assert.equal(r.code, 0, r.stderr);
+    return { log: r.stdout + r.stderr, config: config(join(dir, out)) };
+  };
+  const chosen = train("sums");
+  assert.match(chosen.log, /numbers: Abacus places \d+, rotary positions from the places \(the answer is a number/); // prettier-ignore
+  assert.match(chosen.log, /model: .*, rotary positions from Abacus places/);
+  assert.equal(typeof chosen.config.abacus_places, "number");
+  assert.equal(chosen.config.rotary_positions, "place");
+  assert.equal(chosen.config.rotary_pct, undefined, "places that turn RoPE turn all of it");
+  for (const flags of [
+    ["--rotary_positions", "index"],
+    ["--rotary_pct", "0"],
+  ]) {
+    const none = train(`sums-none${flags[0].slice(1)}`, ...flags);
+    assert.match(none.log, /numbers: Abacus places \d+, no rotary positions/, flags.join(" "));
+    assert.equal(none.config.rotary_positions, undefined, flags.join(" "));
+    assert.equal(none.config.rotary_pct, 0, flags.join(" "));
+  }
+  const byIndex = train("sums-index", "--rotary_positions", "index", "--rotary_pct", "1");
+  assert.equal(typeof byIndex.config.abacus_places, "number");
+  assert.equal(byIndex.config.rotary_positions, undefined);
+  assert.equal(byIndex.config.rotary_pct, undefined);
+  const plain = train("sums-plain", "--abacus_places", "0");
+  assert.doesNotMatch(plain.log, /numbers: /);
+  assert.equal(plain.config.abacus_places, undefined);
+  assert.equal(plain.config.rotary_positions, undefined);
+  assert.equal(plain.config.rotary_pct, undefined);
+  assert.equal(plain.config.rope_base, 50000);
 });
 
 test("--min-steps holds a run past its time budget until it has trained them, and is saved", () => {

@@ -221,16 +221,24 @@ function chooseAbacus(data: LoadedData, model: Record<string, unknown>): AbacusC
 }
 
 /**
- * The settings with the chosen places and rotary positions, where they name none of their own
- * (places that turn RoPE, `rotary_positions` "place", turn all of it).
+ * The settings with the chosen places and rotary positions, where they name none of their own.
+ * Places that turn RoPE turn all of it; settings that ask for `rotary_positions` "index" (or
+ * `rotary_pct` 0) get no rotary positions at all, the rule before session 23, unless they name
+ * a `rotary_pct` too.
  */
 function withAbacusChoice(
   model: Record<string, unknown>,
   choice: AbacusChoice | null,
 ): Record<string, unknown> {
   if (choice === null) return model;
-  const rotaryPct = model.rotary_positions === "place" ? 1 : choice.rotaryPct;
-  return { abacus_places: choice.places, rotary_pct: rotaryPct, ...model };
+  const chosen = model.rotary_pct === 0 ? "index" : choice.rotaryPositions;
+  const positions = model.rotary_positions ?? chosen;
+  return {
+    abacus_places: choice.places,
+    rotary_positions: positions,
+    rotary_pct: positions === "place" ? 1 : 0,
+    ...model,
+  };
 }
 
 /** Settings asking for Abacus places get the tokenizer's digits, unless they name their own. */
@@ -278,7 +286,7 @@ function describeAbacus(ui: ProgressBar, choice: AbacusChoice, c: ModelConfig): 
         : "";
   ui.log(
     `numbers: Abacus places ${c.abacusPlaces}${rotary} (${choice.reason}; --abacus_places 0 ` +
-      "for none, --rotary_positions place to turn RoPE by the places)",
+      "for none, --rotary_positions index for no rotary positions)",
   );
 }
 

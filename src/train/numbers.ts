@@ -4,26 +4,29 @@
  *
  * The sign of arithmetic in the data: every answer is a number (decimal digits) and the longest
  * answer grows with the difficulty level (one more digit of the operands, one more of the result).
- * Such data gets Abacus places and no rotary positions at all (config.json `rotary_pct` 0), so
- * that the k-th digits of two numbers find each other by their place alone, never by their
- * distance, which differs with every length. On multi-digit addition in 30 minutes at one thread
- * the pair learns 2-8 digits at seeds 0 and 2 (95-100% from r = 8), and 9 digits at 10% at seed
- * 0, the first sums longer than any trained it gets right. With the first rotary pair still
- * turning (`rope_base` 1e40, the rule until session 20) each length was learned on its own, from
- * chance, and 2-8 digits at one seed of three; plain rotary positions learned 2-4
- * (bench/recipe-notes.md, sessions 17-20).
+ * Such data gets Abacus places, and RoPE turned by the places rather than by the token index
+ * (`rotary_positions` "place", all of each head), so that the k-th digits of two numbers find
+ * each other by their place, and a digit its neighbours by how many places apart they are, the
+ * same at every length. Measured in 30 minutes at one thread (bench/recipe-notes.md, sessions
+ * 17-23): on sums written least-significant digit first and trained on 1-8 digits, 1-9 digits
+ * at 100% at three seeds (1-11 at two) and 16 digits at 2.5 / 60 / 20%, where places without
+ * rotary positions (`rotary_pct` 0, the rule of sessions 20-22) got no sum of 10 digits right;
+ * on the built-in order, most significant first, 2-8 digits at 95-100% and 9 digits at 2.5 /
+ * 57.5 / 45-50% at seeds 0-2 (the earlier rule: 10 / 2.5-5 / 0%). Plain rotary positions
+ * learned 2-4 digits.
  *
  * The table holds the places 1..2n + 1 of a number twice as long as the longest run of n digits
  * in the data, and its carry: P = 2n + 2 (sums of 2-8 digits: n = 9, P = 20, the size measured).
  */
 import type { Example } from "../data/example.ts";
+import type { RotaryPositions } from "../model/config.ts";
 import { MIN_LEVELS, byDifficulty } from "./window.ts";
 
 export interface AbacusChoice {
   /** P: the Abacus places of the model (config.json `abacus_places`). */
   places: number;
-  /** The fraction of each head that rotary positions turn (config.json `rotary_pct`). */
-  rotaryPct: number;
+  /** What turns RoPE (config.json `rotary_positions`). */
+  rotaryPositions: RotaryPositions;
   /** Why, in words, for the training banner. */
   reason: string;
 }
@@ -43,7 +46,7 @@ export function suggestAbacus(examples: readonly Example[]): AbacusChoice | null
   );
   return {
     places: 2 * n + 2,
-    rotaryPct: 0,
+    rotaryPositions: "place",
     reason: "the answer is a number that grows with the difficulty",
   };
 }

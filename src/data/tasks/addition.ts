@@ -9,12 +9,12 @@ import { range, type TaskSpec } from "./spec.ts";
  * (d or d + 1 digits). Prompt length 2d + 2. One-digit sums are too few (100) for a held-out
  * quarter to test anything but memory (a model trained on 1-8 digits was right on 65% of the
  * held-out ones and 95-100% of 2-8 digits: bench/recipe-notes.md, A30), so the defaults train on
- * 2-8 digits and test on 2-16. The trainer reads Abacus places and no rotary positions off the
- * data (src/train/numbers.ts): in 30 minutes at one thread they learn 2-8 digits at seeds 0 and
- * 2, each length from its own r, and 9-digit sums at 10% (seed 0), where plain rotary positions
- * learn 2-4. Sums of 10 digits or more are never right, at any r, with any encoding tried
- * (bench/recipe-notes.md, sessions 13 and 16-22); written least-significant digit first, with
- * RoPE turned by the places (`rotary_positions` "place"), they are (session 22).
+ * 2-8 digits and test on 2-16. The trainer reads Abacus places off the data, with RoPE turned by
+ * the places (src/train/numbers.ts): in 30 minutes at one thread they learn 2-8 digits at seeds
+ * 0-2, each length from its own r, and 9-digit sums at 2.5 / 57.5 / 45-50%, 10 digits at 0 /
+ * 27.5 / 7.5%, where plain rotary positions learn 2-4. Sums of 12 digits or more stay at 0-12.5%
+ * (bench/recipe-notes.md, sessions 13 and 16-23); written least-significant digit first they
+ * come right up to 11-12 digits (session 22).
  */
 export const addition: TaskSpec = {
   minDifficulty: 1,
