@@ -13,7 +13,7 @@
 
 #include "loom.h"
 
-#define MAX_ARGS 20  // >= the longest argument list (attentionBackward: 19)
+#define MAX_ARGS 24  // >= the longest argument list (attentionBackward: 21)
 
 // One call's arguments. The first failure throws and sets ok = 0; later getters do nothing.
 typedef struct {
@@ -116,18 +116,20 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
 
 // The shape arguments of both attention calls, from argument `i` on:
 // batch, heads, headDim, tq, tk, qStride, kvStride, qPos | null, kPos | null, keyMask | null,
-// window
+// window, qPlaces | null, kPlaces | null
 static AttentionShape attention_shape(Call *c, size_t i) {
   AttentionShape s = {int_arg(c, i, "batch"), int_arg(c, i + 1, "heads"),
                       int_arg(c, i + 2, "headDim"), int_arg(c, i + 3, "tq"),
                       int_arg(c, i + 4, "tk"), int_arg(c, i + 5, "qStride"),
                       int_arg(c, i + 6, "kvStride"), NULL, NULL, NULL,
-                      int_arg(c, i + 10, "window")};
+                      int_arg(c, i + 10, "window"), NULL, NULL};
   if (c->ok && (s.q_stride < s.heads * s.head_dim || s.kv_stride < s.heads * s.head_dim))
     fail(c, "RangeError", "loom native: attention row strides must be >= heads * headDim");
   s.q_pos = array_arg(c, i + 7, "qPos", napi_int32_array, s.tq, 1, NULL);
   s.k_pos = array_arg(c, i + 8, "kPos", napi_int32_array, s.tk, 1, NULL);
   s.key_mask = array_arg(c, i + 9, "keyMask", napi_uint8_array, (size_t)s.batch * s.tk, 1, NULL);
+  s.q_places = array_arg(c, i + 11, "qPlaces", napi_int32_array, (size_t)s.batch * s.tq, 1, NULL);
+  s.k_places = array_arg(c, i + 12, "kPlaces", napi_int32_array, (size_t)s.batch * s.tk, 1, NULL);
   return s;
 }
 
@@ -138,7 +140,7 @@ static size_t span(size_t rows, size_t stride, size_t C) {
 
 // attentionForward(out, probs, q, k, v, ...shape)
 static napi_value js_attention_forward(napi_env env, napi_callback_info info) {
-  Call c = call_start(env, info, 16);
+  Call c = call_start(env, info, 18);
   AttentionShape s = attention_shape(&c, 5);
   size_t C = (size_t)s.heads * s.head_dim, rq = (size_t)s.batch * s.tq;
   size_t nq = span(rq, s.q_stride, C), nk = span((size_t)s.batch * s.tk, s.kv_stride, C);
@@ -150,7 +152,7 @@ static napi_value js_attention_forward(napi_env env, napi_callback_info info) {
 
 // attentionBackward(dq, dk, dv, dout, probs, q, k, v, ...shape)
 static napi_value js_attention_backward(napi_env env, napi_callback_info info) {
-  Call c = call_start(env, info, 19);
+  Call c = call_start(env, info, 21);
   AttentionShape s = attention_shape(&c, 8);
   size_t C = (size_t)s.heads * s.head_dim, rq = (size_t)s.batch * s.tq;
   size_t nq = span(rq, s.q_stride, C), nk = span((size_t)s.batch * s.tk, s.kv_stride, C);

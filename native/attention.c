@@ -1,7 +1,8 @@
 // Scaled dot-product attention over (B, T, H, D) tensors, scale 1/sqrt(D); heads interleaved
 // in the feature axis, C = H·D. probs (B, H, Tq, Tk) is kept for the backward pass.
 // Key j is visible to query i iff kPos[j] <= qPos[i] and keyMask[b, j] != 0 (and, with a window
-// w > 0, qPos[i] - kPos[j] < w), with defaults qPos[i] = Tk - Tq + i and kPos[j] = j
+// w > 0, qPos[i] - kPos[j] < w, or |qPlaces[b, i] - kPlaces[b, j]| < w when the places are
+// given), with defaults qPos[i] = Tk - Tq + i and kPos[j] = j
 // (bottom-right-aligned causal). A query that sees no key gets all-zero probabilities and
 // output 0. The spec is src/backend/js/attention.ts (one query row at a time, a dot per key);
 // here each (b, h) pair is a few matrix products on the GEMM micro-kernel (gemm_ex on the
@@ -24,10 +25,17 @@ typedef struct {
   const AttentionShape *s;
 } AttentionJob;
 
+static inline int inside_window(const AttentionShape *s, int b, int gap, int i, int j) {
+  if (s->window <= 0) return 1;
+  if (!s->q_places || !s->k_places) return gap < s->window;
+  int d = s->q_places[(size_t)b * s->tq + i] - s->k_places[(size_t)b * s->tk + j];
+  return d < s->window && -d < s->window;
+}
+
 static inline int visible(const AttentionShape *s, int b, int i, int j) {
   int qp = s->q_pos ? s->q_pos[i] : s->tk - s->tq + i;
   int kp = s->k_pos ? s->k_pos[j] : j;
-  if (kp > qp || (s->window > 0 && qp - kp >= s->window)) return 0;
+  if (kp > qp || !inside_window(s, b, qp - kp, i, j)) return 0;
   return !s->key_mask || s->key_mask[(size_t)b * s->tk + j] != 0;
 }
 

@@ -54,6 +54,8 @@ typedef struct {
   const int32_t *k_pos;                // (Tk) or NULL: j
   const uint8_t *key_mask;             // (B, Tk) or NULL: all keys
   int window;                          // > 0: also qPos[i] - kPos[j] < window; 0: no limit
+  const int32_t *q_places;             // (B, Tq) or NULL; with k_places the window counts
+  const int32_t *k_places;             // (B, Tk)     these, both ways: |q - k| < window
 } AttentionShape;
 void attention_forward(float *out, float *probs, const float *q, const float *k,
                        const float *v, const AttentionShape *s);

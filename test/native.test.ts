@@ -176,6 +176,20 @@ if ("error" in loaded) {
       name: "sliding window, training size",
       s: { batch: 2, heads: 4, headDim: 16, tq: 33, tk: 33, window: 4 },
     },
+    {
+      name: "window over places, per row, over a cache",
+      s: {
+        batch: 2,
+        heads: 2,
+        headDim: 4,
+        tq: 3,
+        tk: 7,
+        window: 2,
+        qPos: Int32Array.from([4, 5, 6]),
+        qPlaces: Int32Array.from([1, 2, 3, 0, 4, 5]),
+        kPlaces: Int32Array.from([1, 2, 3, 0, 1, 2, 3, 0, 3, 4, 0, 4, 5, 6]),
+      },
+    },
     { name: "threaded", s: { batch: 2, heads: 4, headDim: 64, tq: 48, tk: 64 } },
     { name: "training size, odd T", s: { batch: 2, heads: 4, headDim: 64, tq: 131, tk: 131 } },
     {

@@ -218,3 +218,38 @@ test("a tensor used twice accumulates both gradients", () => {
   backward(ops.sum(ops.add(x, x)));
   assert.deepEqual(Array.from(x.grad ?? []), [2, 2, 2, 2]);
 });
+
+test("a window over places: query i sees the earlier keys less than w places from its own", () => {
+  const [B, H, D, T, w] = [2, 1, 4, 6, 2];
+  // row 0: two numbers "123+12" (places 1 2 3 0 1 2); row 1 one number, places 1-5 after a sign
+  const places = Int32Array.from([1, 2, 3, 0, 1, 2, 0, 1, 2, 3, 4, 5]);
+  const q = rand([B, T, H, D]);
+  const k = rand([B, T, H, D]);
+  const v = rand([B, T, H, D]);
+  const s = { batch: B, heads: H, headDim: D, tq: T, tk: T, window: w };
+  const counted = { ...s, qPlaces: places, kPlaces: places };
+  const out = () => noGrad(() => ops.attention(q, k, v, counted)).data.slice();
+  const seen = (b: number, i: number, j: number) =>
+    j <= i && Math.abs(places[b * T + i] - places[b * T + j]) < w;
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < T; j++) {
+      const before = out();
+      const row = b * T + j;
+      const saved = v.data.slice(row * D, (row + 1) * D);
+      v.data.fill(100, row * D, (row + 1) * D); // change key j of row b alone
+      const after = out();
+      v.data.set(saved, row * D);
+      for (let i = 0; i < T; i++) {
+        const at = (a: Float32Array) => Array.from(a.slice((b * T + i) * D, (b * T + i + 1) * D));
+        const where = `row ${b}: query ${i}, key ${j}`;
+        if (seen(b, i, j)) assert.notDeepEqual(at(after), at(before), `${where} is seen`);
+        else assert.deepEqual(at(after), at(before), `${where} is not seen`);
+      }
+    }
+  }
+  gradcheck("attention window over places", (a, b, c) => ops.attention(a, b, c, counted), [
+    q,
+    k,
+    v,
+  ]);
+});

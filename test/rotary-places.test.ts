@@ -105,3 +105,36 @@ test("cached, batched, speculative and diffusion decoding give the full-recomput
   const byIndex = await generateAll(index, GREEDY_PROMPTS, GREEDY_OPTIONS);
   assert.notDeepEqual(byIndex.tokens, want);
 });
+
+// A window over places: attention_window counts places under rotary_positions "place".
+const windowed: ModelConfig = { ...coupled, attentionWindow: 2 };
+
+test("a window of w places: a digit reaches blocks·(w − 1) places, no further, at any index", () => {
+  assert.match(describeExtensions(windowed), /attention window 2 places/);
+  const model = modelWithTable(windowed, 4, 0.3, false);
+  const blocks = windowed.nLayersInPrelude + windowed.nLayersInRecurrentBlock + windowed.nLayersInCoda; // prettier-ignore
+  const last = (x: Int32Array) => {
+    const V = windowed.vocabSize;
+    const out = noGrad(() => forward(model, x, { batch: 1, numSteps: 1 })).logits.data;
+    return out.slice((x.length - 1) * V, x.length * V);
+  };
+  // "1234567890": the last digit is at place 10; digit d stands at place d
+  const base = "1234567890";
+  const reach = blocks; // (w − 1) = 1 place per block
+  const changed = (place: number) => {
+    const x = ids(base);
+    x[place - 1] = x[place - 1] === 14 ? 15 : 14;
+    return last(x);
+  };
+  const want = last(ids(base));
+  assert.deepEqual(changed(10 - reach - 1), want, "a digit beyond the reach changes nothing");
+  assert.notDeepEqual(changed(10 - reach), want, "a digit at the edge of the reach changes it");
+});
+
+test("a window over places: cached, batched, speculative and diffusion decoding give the full-recompute tokens", async () => {
+  const model = modelWithTable({ ...greedyConfig, attentionWindow: 2 }, 5, 0.05, false);
+  const want = await assertDecodersRecompute(model);
+  assert.ok(new Set(want.flat()).size > 2, "the test needs varied tokens");
+  const byIndex = { ...model, config: { ...model.config, rotaryPositions: "index" as const } };
+  assert.notDeepEqual((await generateAll(byIndex, GREEDY_PROMPTS, GREEDY_OPTIONS)).tokens, want);
+});

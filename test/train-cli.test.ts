@@ -320,6 +320,9 @@ test("addition gets Abacus places turning RoPE by default; --rotary_positions in
     assert.equal(none.config.rotary_positions, undefined, flags.join(" "));
     assert.equal(none.config.rotary_pct, 0, flags.join(" "));
   }
+  const window = train("sums-window", "--attention_window", "3");
+  assert.match(window.log, /model: .*, attention window 3 places, Abacus places/);
+  assert.equal(window.config.attention_window, 3);
   const byIndex = train("sums-index", "--rotary_positions", "index", "--rotary_pct", "1");
   assert.equal(typeof byIndex.config.abacus_places, "number");
   assert.equal(byIndex.config.rotary_positions, undefined);

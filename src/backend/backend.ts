@@ -28,7 +28,8 @@ export interface GemmShape {
 /**
  * Scaled dot-product attention over (B, T, H, D) tensors, scale 1/sqrt(D).
  * Query i may attend key j iff kPos[j] <= qPos[i] (and keyMask[b, j] != 0 when given, and
- * qPos[i] − kPos[j] < window when a window is given: sliding-window attention).
+ * qPos[i] − kPos[j] < window when a window is given: sliding-window attention; with per-row
+ * places, |qPlaces[b, i] − kPlaces[b, j]| < window instead, the window over Abacus places).
  * Default positions: qPos[i] = Tk - Tq + i, kPos[j] = j, i.e. the bottom-right-aligned causal
  * mask, which is plain causal when Tq == Tk and "no mask" for a single query after a cache.
  * Rows of q (and dq) may lie `qStride` floats apart and rows of k, v (dk, dv) `kvStride` apart,
@@ -46,6 +47,8 @@ export interface AttentionShape {
   kPos?: Int32Array; // (Tk) position of each key, shared by the batch
   keyMask?: Uint8Array; // (B, Tk) 0 = padding key, never attended
   window?: number; // > 0: query i sees only the keys at qPos[i] − window < kPos[j]; 0 = no limit
+  qPlaces?: Int32Array; // (B, Tq) with kPlaces: the window counts these, both ways
+  kPlaces?: Int32Array; // (B, Tk)
 }
 
 /** Rows of `addRows`; strides (floats between rows) default to width. */

@@ -15,7 +15,9 @@
  * Batches: every entry stores all B rows plus a per-row valid flag. A row that is inactive
  * (it already exited, or it stopped) does not write; left padding (`setPadding`) marks pad
  * positions invalid. Invalid (row, key) pairs come back as a keyMask, so a row of a batch
- * attends to exactly the keys it would see alone.
+ * attends to exactly the keys it would see alone. A model whose attention window counts Abacus
+ * places passes each chunk's places (B, T); the cache keeps them per (row, position), the same for
+ * every slot, and returns the keys' places beside them.
  *
  * Shape letters: B batch, T chunk positions, Tk key positions, C = H·D width.
  */
@@ -168,6 +170,9 @@ export class RecurrentKVCache implements KVCache {
   private scratchV = new Float32Array(0);
   private scratchMask = new Uint8Array(0);
   private scratchPos = new Int32Array(0);
+  private scratchPlaces = new Int32Array(0);
+  private placeRows: Int32Array | null = null; // (B, placeCap) place of each row's positions
+  private placeCap = 0;
   private maxPos = -1;
 
   constructor(o: KVCacheOptions) {
@@ -253,15 +258,60 @@ export class RecurrentKVCache implements KVCache {
     return { bytes, coreBytes, allocatedBytes, slots, entries };
   }
 
-  /** Store k, v (B, T, C) at `positions` (T) in `slot`; return what the chunk attends to. */
-  update(slot: number, k: Float32Array, v: Float32Array, positions: Int32Array): CachedKV {
+  /**
+   * Store k, v (B, T, C) at `positions` (T) in `slot`, with the tokens' `places` (B, T) when
+   * the window counts them; return what the chunk attends to.
+   */
+  update(
+    slot: number,
+    k: Float32Array,
+    v: Float32Array,
+    positions: Int32Array,
+    places?: Int32Array,
+  ): CachedKV {
     const T = positions.length;
+    if (places !== undefined) this.storePlaces(positions, places);
     const { slot: s, iter, layer } = this.resolve(slot);
     s.grow(s.n + T);
     for (let i = 0; i < T; i++) this.write(s, positions[i], k, v, i, T);
     for (const p of positions) if (p > this.maxPos) this.maxPos = p;
-    if (iter < 0 || this.lookup === "full" || this.lookup === "skip") return this.read(s);
-    return this.readLookup(s, iter, layer);
+    const lookup = iter < 0 || this.lookup === "full" || this.lookup === "skip";
+    return this.withPlaces(lookup ? this.read(s) : this.readLookup(s, iter, layer));
+  }
+
+  /** Remember the places (B, T) of the tokens at `positions` (T), for every slot. */
+  private storePlaces(positions: Int32Array, places: Int32Array): void {
+    const B = this.batch;
+    const T = positions.length;
+    const need = 1 + Math.max(...positions);
+    if (this.placeRows === null || need > this.placeCap) {
+      const cap = Math.max(need, 2 * this.placeCap, 16);
+      const rows = new Int32Array(B * cap);
+      for (let b = 0; this.placeRows !== null && b < B; b++) {
+        const from = b * this.placeCap;
+        rows.set(this.placeRows.subarray(from, from + this.placeCap), b * cap);
+      }
+      this.placeRows = rows;
+      this.placeCap = cap;
+    }
+    for (let b = 0; b < B; b++) {
+      const row = this.placeRows.subarray(b * this.placeCap, (b + 1) * this.placeCap);
+      for (let i = 0; i < T; i++) row[positions[i]] = places[b * T + i];
+    }
+  }
+
+  /** The places (B, n) of the keys at kPos (n), when the chunks brought places. */
+  private withPlaces(kv: CachedKV): CachedKV {
+    if (this.placeRows === null) return kv;
+    const B = this.batch;
+    const n = kv.kPos.length;
+    if (this.scratchPlaces.length < B * n) this.scratchPlaces = new Int32Array(B * Math.max(n, 16));
+    const kPlaces = this.scratchPlaces.subarray(0, B * n);
+    for (let b = 0; b < B; b++) {
+      const row = this.placeRows.subarray(b * this.placeCap, (b + 1) * this.placeCap);
+      for (let i = 0; i < n; i++) kPlaces[b * n + i] = row[kv.kPos[i]];
+    }
+    return { ...kv, kPlaces };
   }
 
   private newSlot(): Slot {

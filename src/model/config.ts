@@ -34,9 +34,12 @@ export interface ModelConfig {
   /**
    * loom's extension (config.json `attention_window`, written only when > 0): every block
    * attends to the last w positions only, itself included, so information moves a bounded
-   * distance per core iteration, like the convolutional cores of Deep Thinking networks. 0 =
-   * plain causal attention, the reference. The reference's code ignores the field, so a
-   * windowed model loads there but computes something else.
+   * distance per core iteration, like the convolutional cores of Deep Thinking networks. Under
+   * `rotary_positions` "place" the window counts places instead: a query sees the earlier keys
+   * less than w places from its own, before or after (src/model/rope.ts `windowPlaces`), so
+   * that a digit sees the same few places of every number at any length. 0 = plain causal
+   * attention, the reference. The reference's code ignores the field, so a windowed model loads
+   * there but computes something else.
    */
   attentionWindow: number;
   /**
@@ -76,6 +79,15 @@ export interface ModelConfig {
   extra: Readonly<Record<string, unknown>>;
 }
 
+function windowUnit(c: ModelConfig): string {
+  switch (c.rotaryPositions) {
+    case "index":
+      return "";
+    case "place":
+      return " places";
+  }
+}
+
 /** loom's extensions a config uses, in words (", attention window 2, no rotary positions"). */
 export function describeExtensions(c: ModelConfig): string {
   const rotary =
@@ -83,7 +95,7 @@ export function describeExtensions(c: ModelConfig): string {
       ? "no rotary positions"
       : `rotary positions on ${100 * c.rotaryPct}% of a head`;
   return [
-    ...(c.attentionWindow > 0 ? [`attention window ${c.attentionWindow}`] : []),
+    ...(c.attentionWindow > 0 ? [`attention window ${c.attentionWindow}${windowUnit(c)}`] : []),
     ...(c.abacusPlaces > 0 ? [`Abacus places ${c.abacusPlaces}`] : []),
     ...(c.rotaryPct < 1 ? [rotary] : []),
     ...(c.rotaryPositions === "place" ? ["rotary positions from Abacus places"] : []),

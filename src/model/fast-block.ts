@@ -16,7 +16,7 @@ import { backend } from "../backend/select.ts";
 import type { BlockEnv, BlockFn, CachedKV, ForwardContext } from "./layers.ts";
 import type { BlockParams } from "./params.ts";
 import { queryScales, scaleQueries } from "./attention-scale.ts";
-import { rotaryPositions } from "./rope.ts";
+import { rotaryPositions, windowPlaces } from "./rope.ts";
 import { type Tensor, alloc, tensor } from "../tensor/tensor.ts";
 
 /** Grow-only scratch buffers by name, handed out as exact-length views. */
@@ -92,13 +92,15 @@ export function fastSandwichBlock(
   rotate(be, k, turns, env, B, T, H);
   const scales = queryScales(env.config, ctx.ropePositions ?? ctx.positions, B, T);
   if (scales !== null) scaleQueries(q, scales, C);
-  const kv = keysAndValues(ctx, slot, k, v);
+  const places = windowPlaces(env.config, ctx);
+  const kv = keysAndValues(ctx, slot, k, v, places);
   const y = ws.get("y", R * C);
   const probs = ws.get("probs", B * H * T * kv.tk);
   be.attentionForward(y, probs, q, kv.k, kv.v, {
     ...{ batch: B, heads: H, headDim: C / H, tq: T, tk: kv.tk },
     ...{ qPos: ctx.positions, kPos: kv.kPos, window: env.config.attentionWindow },
     ...(kv.keyMask ? { keyMask: kv.keyMask } : {}),
+    ...(places && kv.kPlaces ? { qPlaces: places, kPlaces: kv.kPlaces } : {}),
   });
   const attn = ws.get("attn", R * C);
   matmulT(be, attn, y, p.proj, R);
@@ -122,15 +124,19 @@ export function fastSandwichBlock(
   return tensor(out, x.shape);
 }
 
-/** What the chunk attends to: the cache's keys and values for the slot, or its own. */
+/**
+ * What the chunk attends to: the cache's keys and values for the slot, or its own; with the
+ * keys' places when the window counts them (`places`, the chunk's).
+ */
 function keysAndValues(
   ctx: ForwardContext,
   slot: number,
   k: Float32Array,
   v: Float32Array,
+  places: Int32Array | undefined,
 ): CachedKV {
-  if (ctx.cache) return ctx.cache.update(slot, k, v, ctx.positions);
-  const own = { k, v, tk: ctx.seqLen, kPos: ctx.positions };
+  if (ctx.cache) return ctx.cache.update(slot, k, v, ctx.positions, places);
+  const own = { k, v, tk: ctx.seqLen, kPos: ctx.positions, ...(places ? { kPlaces: places } : {}) };
   return ctx.keyMask ? { ...own, keyMask: ctx.keyMask } : own;
 }
 

@@ -21,7 +21,7 @@ import {
 import { type Tensor, gradEnabled, tensor } from "../tensor/tensor.ts";
 import type { ModelConfig } from "./config.ts";
 import type { BlockParams } from "./params.ts";
-import { type RopeTable, rotaryPositions } from "./rope.ts";
+import { type RopeTable, rotaryPositions, windowPlaces } from "./rope.ts";
 import { queryScales } from "./attention-scale.ts";
 
 /** What a KV cache hands back for one slot: all keys/values the current chunk attends to. */
@@ -31,6 +31,7 @@ export interface CachedKV {
   tk: number;
   kPos: Int32Array; // (Tk) RoPE position of each key
   keyMask?: Uint8Array; // (B, Tk) 0 = never attend (padding)
+  kPlaces?: Int32Array; // (B, Tk) each key's Abacus place, when the window counts places
 }
 
 /**
@@ -38,8 +39,17 @@ export interface CachedKV {
  * nPrelude + nCore·t + j; coda layer c -> -(c + 1) (the reference's block_idx).
  */
 export interface KVCache {
-  /** Store the chunk's k, v (B, T, H, D) at `positions` in `slot`; return what it attends to. */
-  update(slot: number, k: Float32Array, v: Float32Array, positions: Int32Array): CachedKV;
+  /**
+   * Store the chunk's k, v (B, T, H, D) at `positions` in `slot`, with its Abacus `places`
+   * (B, T) when the window counts them; return what it attends to.
+   */
+  update(
+    slot: number,
+    k: Float32Array,
+    v: Float32Array,
+    positions: Int32Array,
+    places?: Int32Array,
+  ): CachedKV;
 }
 
 export interface ForwardContext {
@@ -81,7 +91,8 @@ export interface BlockEnv {
 
 /**
  * Causal self-attention with qk bias and interleaved RoPE (over the last `attentionWindow`
- * positions when set; each query times ln(keys) under `attentionScale` "log-length");
+ * positions when set, or the keys that many places near under `rotaryPositions` "place"; each
+ * query times ln(keys) under `attentionScale` "log-length");
  * x (B, T, C) -> (B, T, C).
  */
 export function attentionBranch(
@@ -105,17 +116,20 @@ export function attentionBranch(
   const k = headsOf(qkv, 1, H, bias(1), rot);
   const v = headsOf(qkv, 2, H, null, null);
   const window = env.config.attentionWindow;
+  const places = windowPlaces(env.config, ctx);
   const shape = { batch: B, heads: H, headDim: D, tq: T, qPos: ctx.positions, window };
   let y: Tensor;
   if (ctx.cache) {
-    const kv = ctx.cache.update(slot, k.data, v.data, ctx.positions);
+    const kv = ctx.cache.update(slot, k.data, v.data, ctx.positions, places);
     const kt = tensor(kv.k, [B, kv.tk, H, D]);
     const vt = tensor(kv.v, [B, kv.tk, H, D]);
     const masked = kv.keyMask ? { keyMask: kv.keyMask } : {};
-    y = attention(q, kt, vt, { ...shape, tk: kv.tk, kPos: kv.kPos, ...masked });
+    const counted = places && kv.kPlaces ? { qPlaces: places, kPlaces: kv.kPlaces } : {};
+    y = attention(q, kt, vt, { ...shape, tk: kv.tk, kPos: kv.kPos, ...masked, ...counted });
   } else {
     const masked = ctx.keyMask ? { keyMask: ctx.keyMask } : {};
-    y = attention(q, k, v, { ...shape, tk: T, kPos: ctx.positions, ...masked });
+    const counted = places ? { qPlaces: places, kPlaces: places } : {};
+    y = attention(q, k, v, { ...shape, tk: T, kPos: ctx.positions, ...masked, ...counted });
   }
   return linear(reshape(y, [B, T, C]), p.proj);
 }

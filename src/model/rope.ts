@@ -49,3 +49,19 @@ export function rotaryPositions(c: ModelConfig, ctx: ForwardContext): Int32Array
       return ctx.places;
   }
 }
+
+/**
+ * The places (B·T) an attention window counts instead of token indices: under `rotary_positions`
+ * "place" a window of W lets a query see the keys less than W places from its own, before or
+ * after it, so that every digit sees the same few places at any length; undefined for a window
+ * over indices, or none.
+ */
+export function windowPlaces(c: ModelConfig, ctx: ForwardContext): Int32Array | undefined {
+  if (c.attentionWindow <= 0) return undefined;
+  switch (c.rotaryPositions) {
+    case "index":
+      return undefined;
+    case "place":
+      return rotaryPositions(c, ctx);
+  }
+}

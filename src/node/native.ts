@@ -80,7 +80,7 @@ interface Addon {
   ): void;
 }
 
-/** batch, heads, headDim, tq, tk, qStride, kvStride, qPos, kPos, keyMask */
+/** batch, heads, headDim, tq, tk, qStride, kvStride, qPos, kPos, keyMask, window, qPlaces, kPlaces */
 type AttentionArgs = [
   number,
   number,
@@ -93,6 +93,8 @@ type AttentionArgs = [
   Int32Array | null,
   Uint8Array | null,
   number,
+  Int32Array | null,
+  Int32Array | null,
 ];
 
 export interface NativeBackend extends Backend {
@@ -152,6 +154,8 @@ function attentionArgs(s: AttentionShape): AttentionArgs {
     s.kPos ?? null,
     s.keyMask ?? null,
     s.window ?? 0,
+    s.qPlaces ?? null,
+    s.kPlaces ?? null,
   ];
 }
 

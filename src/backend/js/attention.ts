@@ -8,8 +8,16 @@ import type { AttentionShape } from "../backend.ts";
 function visible(s: AttentionShape, b: number, i: number, j: number): boolean {
   const qp = s.qPos ? s.qPos[i] : s.tk - s.tq + i;
   const kp = s.kPos ? s.kPos[j] : j;
-  if (kp > qp || (s.window !== undefined && s.window > 0 && qp - kp >= s.window)) return false;
+  if (kp > qp || !insideWindow(s, b, qp - kp, i, j)) return false;
   return s.keyMask ? s.keyMask[b * s.tk + j] !== 0 : true;
+}
+
+/** Whether key j is inside query i's window: `gap` positions back, or its places apart. */
+function insideWindow(s: AttentionShape, b: number, gap: number, i: number, j: number): boolean {
+  const w = s.window ?? 0;
+  if (w <= 0) return true;
+  if (!s.qPlaces || !s.kPlaces) return gap < w;
+  return Math.abs(s.qPlaces[b * s.tq + i] - s.kPlaces[b * s.tk + j]) < w;
 }
 
 export function attentionForward(
