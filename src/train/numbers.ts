@@ -13,7 +13,9 @@
  * rotary positions (`rotary_pct` 0, the rule of sessions 20-22) got no sum of 10 digits right;
  * on the built-in order, most significant first, 2-8 digits at 95-100% and 9 digits at 2.5 /
  * 57.5 / 45-50% at seeds 0-2 (the earlier rule: 10 / 2.5-5 / 0%). Plain rotary positions
- * learned 2-4 digits.
+ * learned 2-4 digits. A window over places (`attention_window` 3 under "place") gets every
+ * reversed sum of 1-16 digits right at two seeds, but the built-in order no further than 9
+ * digits, and a JSONL file does not tell the digit order: the window is not chosen here.
  *
  * The table holds the places 1..2n + 1 of a number twice as long as the longest run of n digits
  * in the data, and its carry: P = 2n + 2 (sums of 2-8 digits: n = 9, P = 20, the size measured).

@@ -13,8 +13,8 @@ import { range, type TaskSpec } from "./spec.ts";
  * the places (src/train/numbers.ts): in 30 minutes at one thread they learn 2-8 digits at seeds
  * 0-2, each length from its own r, and 9-digit sums at 2.5 / 57.5 / 45-50%, 10 digits at 0 /
  * 27.5 / 7.5%, where plain rotary positions learn 2-4. Sums of 12 digits or more stay at 0-12.5%
- * (bench/recipe-notes.md, sessions 13 and 16-23); written least-significant digit first they
- * come right up to 11-12 digits (session 22).
+ * (bench/recipe-notes.md, sessions 13 and 16-23); written least-significant digit first, with
+ * a window of 3 places (`attention_window` 3), every sum of 1-16 digits comes right (session 23).
  */
 export const addition: TaskSpec = {
   minDifficulty: 1,
