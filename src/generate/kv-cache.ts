@@ -275,8 +275,8 @@ export class RecurrentKVCache implements KVCache {
     s.grow(s.n + T);
     for (let i = 0; i < T; i++) this.write(s, positions[i], k, v, i, T);
     for (const p of positions) if (p > this.maxPos) this.maxPos = p;
-    const lookup = iter < 0 || this.lookup === "full" || this.lookup === "skip";
-    return this.withPlaces(lookup ? this.read(s) : this.readLookup(s, iter, layer));
+    const ownOnly = iter < 0 || this.lookup === "full" || this.lookup === "skip";
+    return this.withPlaces(ownOnly ? this.read(s) : this.readLookup(s, iter, layer));
   }
 
   /** Remember the places (B, T) of the tokens at `positions` (T), for every slot. */
